@@ -1,0 +1,1 @@
+"""CLI, budget profiles, grids, runner, executors, results store and report."""

@@ -1,0 +1,108 @@
+"""The results store: one directory per run, one atomically written ``result.json`` marking it done.
+
+Layout under the results root (``--out``, default ``./results``)::
+
+    runs/<method>/<task>/seed<k>-<config hash>/
+        result.json      # written last, atomically: its presence means the run is finished (or failed)
+        checkpoint.pt    # latest checkpoint (atomic), removed once the run is done
+        log.csv          # training scalars and evaluations
+        config.json      # the resolved run config (written at start)
+
+A result file that cannot be parsed is moved aside to ``result.json.corrupt-<n>`` (never deleted) and
+the run counts as not done, so the next ``bench run`` redoes it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+RESULT_FILE = "result.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+LOG_FILE = "log.csv"
+CONFIG_FILE = "config.json"
+RESULT_SCHEMA = 1
+
+
+class CorruptResultError(ValueError):
+    """A result file exists but is not a valid result."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n").encode())
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "item"):  # numpy / torch scalars
+        return obj.item()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def run_dir(root: Path, run_key: str) -> Path:
+    return Path(root) / "runs" / run_key
+
+
+def read_result(path: Path) -> dict:
+    """Parse one result file; raise CorruptResultError naming the file if it is not a valid result."""
+    try:
+        result = json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CorruptResultError(f"corrupt result file {path}: {e}") from e
+    required = {"run_key", "method", "task", "seed", "profile", "status"}
+    if not isinstance(result, dict) or not required <= result.keys():
+        missing = sorted(required - set(result)) if isinstance(result, dict) else sorted(required)
+        raise CorruptResultError(f"corrupt result file {path}: missing keys {missing}")
+    return result
+
+
+def set_aside(path: Path) -> Path:
+    """Move a corrupt file out of the way (never delete a user's file) and return its new name."""
+    n = 0
+    while (target := path.with_name(f"{path.name}.corrupt-{n}")).exists():
+        n += 1
+    os.replace(path, target)
+    return target
+
+
+def load_result(root: Path, run_key: str, warn=print) -> dict | None:
+    """The run's result if it finished (done or failed); None if absent or corrupt (set aside)."""
+    path = run_dir(root, run_key) / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        return read_result(path)
+    except CorruptResultError as e:
+        moved = set_aside(path)
+        warn(f"warning: {e}; moved it to {moved.name} and will redo the run")
+        return None
+
+
+def iter_results(root: Path, warn=print) -> Iterator[dict]:
+    """Every parseable result under ``root``; corrupt ones are set aside with a warning naming them."""
+    for path in sorted(Path(root).glob(f"runs/**/{RESULT_FILE}")):
+        try:
+            yield read_result(path)
+        except CorruptResultError as e:
+            moved = set_aside(path)
+            warn(f"warning: {e}; moved it to {moved}")

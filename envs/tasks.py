@@ -1,0 +1,96 @@
+"""The task registry: which environment, evaluation goal, datasets and score normalization each task uses.
+
+A task is (environment, evaluation protocol, datasets). The six maze2d tasks share one map per size:
+sparse and dense differ only in the evaluation reward, so they read the same datasets.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from envs import BenchError
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str                    # e.g. "maze2d-umaze-sparse"
+    family: str                  # "maze2d" | "locomotion"
+    env_id: str                  # Gymnasium id used for evaluation
+    dataset_prefix: str          # Minari namespace/env part, e.g. "bench/maze2d-umaze"
+    max_episode_steps: int
+    obs_dim: int
+    act_dim: int
+    action_low: float = -1.0
+    action_high: float = 1.0
+    reward_type: str = "sparse"  # which reference returns normalize this task's score
+    env_kwargs: dict = field(default_factory=dict)
+    maze_map: str | None = None  # maze2d only: "umaze" | "medium" | "large"
+    goal_cell: tuple[int, int] | None = None  # maze2d only: fixed evaluation goal (row, col)
+
+    @property
+    def group(self) -> str:
+        """Map name without the reward variant: tasks of one group share datasets."""
+        return self.dataset_prefix.split("/", 1)[1]
+
+    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        return (np.full(self.act_dim, self.action_low, np.float32),
+                np.full(self.act_dim, self.action_high, np.float32))
+
+
+# D4RL's maze2d goals ('G' in its maze strings), which Gymnasium-Robotics' maps share cell for cell.
+MAZE_SPECS = {
+    "umaze": ("PointMaze_UMaze", 300, (1, 1)),
+    "medium": ("PointMaze_Medium", 600, (6, 6)),
+    "large": ("PointMaze_Large", 800, (7, 9)),
+}
+
+
+def _maze_tasks() -> dict[str, TaskSpec]:
+    tasks = {}
+    for size, (gym_name, horizon, goal) in MAZE_SPECS.items():
+        for reward_type in ("sparse", "dense"):
+            name = f"maze2d-{size}-{reward_type}"
+            tasks[name] = TaskSpec(
+                name=name, family="maze2d",
+                env_id=f"{gym_name}{'Dense' if reward_type == 'dense' else ''}-v3",
+                dataset_prefix=f"bench/maze2d-{size}", max_episode_steps=horizon,
+                obs_dim=4, act_dim=2, reward_type=reward_type,
+                env_kwargs={"continuing_task": True, "reset_target": False},
+                maze_map=size, goal_cell=goal)
+    return tasks
+
+
+TASKS: dict[str, TaskSpec] = _maze_tasks()
+
+# Family and group aliases usable wherever a task list is expected (`--envs maze2d`).
+ALIASES: dict[str, list[str]] = {"maze2d": [t for t in TASKS if t.startswith("maze2d-")]}
+for _size in MAZE_SPECS:
+    ALIASES[f"maze2d-{_size}"] = [f"maze2d-{_size}-sparse", f"maze2d-{_size}-dense"]
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise BenchError(f"unknown task {name!r}; valid tasks: {', '.join(TASKS)} "
+                         f"(aliases: {', '.join(ALIASES)})") from None
+
+
+def resolve_tasks(names: str | list[str]) -> list[str]:
+    """Expand a comma-separated list of task names and aliases, keeping order, without duplicates."""
+    if isinstance(names, str):
+        names = [n for n in names.split(",")]
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if not name:
+            continue
+        expanded = ALIASES.get(name, [name])
+        for task in expanded:
+            get_task(task)  # validates
+            if task not in out:
+                out.append(task)
+    if not out:
+        raise BenchError("no tasks given; pass --envs with task names or aliases, e.g. --envs maze2d")
+    return out

@@ -1,0 +1,1 @@
+"""The method interface, the registry, shared building blocks and one file per method."""
