@@ -1,0 +1,168 @@
+"""Method configs: CLI ``--set method.key=value`` overrides, grid files, validation and hashing."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from envs import BenchError
+
+Overrides = dict[str, dict[str, Any]]  # method name -> {field: value}
+
+
+def parse_set_options(items: list[str] | tuple[str, ...], methods: list[str]) -> Overrides:
+    """``["sra.model_ratio=0.3", "lr=1e-3"]`` -> {"sra": {"model_ratio": 0.3}, <each method>: {"lr": 1e-3}}.
+
+    A key without a ``method.`` prefix applies to every selected method whose Config has that field.
+    Values are parsed as YAML scalars (``1e-3`` -> float, ``true`` -> bool, ``[256, 256]`` -> list).
+    """
+    from methods.registry import get_method
+    out: Overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"--set expects key=value (e.g. --set bc-exp.lr=1e-3), got {item!r}")
+        key = key.strip()
+        value = _parse_scalar(raw.strip())
+        if "." in key:
+            method, field_name = key.split(".", 1)
+            get_method(method)  # validates the method name
+            out.setdefault(method, {})[field_name] = value
+            continue
+        targets = [m for m in methods if key in _field_types(get_method(m).Config)]
+        if not targets:
+            raise BenchError(f"--set {key}: none of the selected methods ({', '.join(methods)}) has a "
+                             f"hyper-parameter {key!r}; use method.key to target one")
+        for method in targets:
+            out.setdefault(method, {})[key] = value
+    return out
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def merge_overrides(*layers: Overrides) -> Overrides:
+    out: Overrides = {}
+    for layer in layers:
+        for method, values in (layer or {}).items():
+            out.setdefault(method, {}).update(values)
+    return out
+
+
+def _field_types(config_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a (simple) type annotation; convert lists to tuples, ints to floats."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is typing.Any:
+        return value
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except BenchError:
+                pass
+        raise BenchError(f"{where}: expected {annotation}, got {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise BenchError(f"{where}: expected a list like [256, 256], got {value!r}")
+        inner = args[0] if args else typing.Any
+        return tuple(_coerce(v, inner, where) for v in value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if isinstance(value, annotation) and not (annotation is int and isinstance(value, bool)):
+            return value
+        raise BenchError(f"{where}: expected {annotation.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def resolve_config(method_cls: type, *override_layers: dict[str, Any]):
+    """The method's Config with the override layers applied (later wins), each key type-checked."""
+    types = _field_types(method_cls.Config)
+    values: dict[str, Any] = {}
+    for layer in override_layers:
+        for key, value in (layer or {}).items():
+            if key not in types:
+                raise BenchError(f"{method_cls.name} has no hyper-parameter {key!r}; valid keys: "
+                                 f"{', '.join(types)}")
+            values[key] = _coerce(value, types[key], f"{method_cls.name}.{key}")
+    return method_cls.Config(**values)
+
+
+def config_dict(config) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config)))  # tuples -> lists: the JSON view
+
+
+def stable_hash(obj: Any, length: int = 8) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]
+
+
+@dataclasses.dataclass
+class GridFile:
+    """What a ``--config grid.yaml|toml`` may hold; each key is optional and the CLI overrides it."""
+    methods: list[str] | None = None
+    envs: list[str] | None = None
+    seeds: int | list[int] | None = None
+    profile: str | None = None
+    overrides: Overrides = dataclasses.field(default_factory=dict)
+
+
+def load_grid_file(path: str | Path) -> GridFile:
+    path = Path(path)
+    try:
+        text = path.read_text()
+        raw = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except FileNotFoundError:
+        raise BenchError(f"config file {path} not found") from None
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise BenchError(f"config file {path} is not valid {'TOML' if path.suffix == '.toml' else 'YAML'}: "
+                         f"{str(e).splitlines()[0]}") from None
+    raw = raw or {}
+    if not isinstance(raw, dict):
+        raise BenchError(f"config file {path} must hold a mapping (methods, envs, seeds, profile, overrides)")
+    known = {f.name for f in dataclasses.fields(GridFile)}
+    unknown = set(raw) - known
+    if unknown:
+        raise BenchError(f"config file {path}: unknown keys {sorted(unknown)}; valid keys: {sorted(known)}")
+
+    def as_list(value):
+        return value.split(",") if isinstance(value, str) else value
+
+    overrides = raw.get("overrides") or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise BenchError(f"config file {path}: 'overrides' must map method -> {{key: value}}")
+    return GridFile(methods=as_list(raw.get("methods")), envs=as_list(raw.get("envs")), seeds=raw.get("seeds"),
+                    profile=raw.get("profile"), overrides=overrides)
+
+
+def parse_seeds(value: int | str | list[int]) -> list[int]:
+    """``4`` -> [0, 1, 2, 3] (the paper's seeds); ``"0,2"`` or ``[0, 2]`` -> explicit seeds."""
+    if isinstance(value, list):
+        seeds = value
+    elif isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):
+        seeds = list(range(int(value)))
+    else:
+        try:
+            seeds = [int(s) for s in str(value).split(",") if s.strip()]
+        except ValueError:
+            raise BenchError(f"--seeds expects a count (4) or a list (0,2,5), got {value!r}") from None
+    if not seeds or any((not isinstance(s, int)) or s < 0 for s in seeds):
+        raise BenchError(f"--seeds expects a positive count or non-negative integers, got {value!r}")
+    return seeds

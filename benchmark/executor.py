@@ -1,0 +1,100 @@
+"""Running a grid: skip what is done, resume what was interrupted, run the rest in parallel processes."""
+from __future__ import annotations
+
+import multiprocessing as mp
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+
+from tqdm.auto import tqdm
+
+from benchmark.grid import RunSpec
+from benchmark.runner import RunOptions, default_workers, run_one_safely
+from benchmark.store import CHECKPOINT_FILE, load_result, run_dir
+
+
+@dataclass
+class GridSummary:
+    done: list[dict] = field(default_factory=list)        # finished in this call
+    skipped: list[dict] = field(default_factory=list)     # finished earlier
+    failed: list[dict] = field(default_factory=list)      # failed in this call
+    failed_earlier: list[dict] = field(default_factory=list)
+
+    @property
+    def results(self) -> list[dict]:
+        return self.done + self.skipped + self.failed + self.failed_earlier
+
+
+def plan(specs: list[RunSpec], options: RunOptions, force: bool = False, retry_failed: bool = False, warn=print):
+    """Split specs into (todo, finished results); report how many todo runs resume from a checkpoint."""
+    todo, finished = [], []
+    for spec in specs:
+        result = None if force else load_result(options.root, spec.run_key, warn)
+        if result is not None and not (retry_failed and result["status"] == "failed"):
+            finished.append(result)
+            continue
+        if force:  # start over; an old result stays until the new one atomically replaces it
+            (run_dir(options.root, spec.run_key) / CHECKPOINT_FILE).unlink(missing_ok=True)
+        todo.append(spec)
+    return todo, finished
+
+
+_position = None
+
+
+def _init_worker(counter, lock, threads: int) -> None:
+    global _position
+    import torch
+    torch.set_num_threads(threads)
+    tqdm.set_lock(lock)
+    with counter.get_lock():
+        counter.value += 1
+        _position = counter.value
+
+
+def _run_in_worker(spec: RunSpec, options: RunOptions) -> dict:
+    return run_one_safely(spec, replace(options, progress_position=_position or 0))
+
+
+def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = None, force: bool = False,
+             retry_failed: bool = False, warn=print) -> GridSummary:
+    summary = GridSummary()
+    todo, finished = plan(specs, options, force, retry_failed, warn)
+    for result in finished:
+        (summary.skipped if result["status"] == "done" else summary.failed_earlier).append(result)
+    resumable = sum((run_dir(options.root, s.run_key) / CHECKPOINT_FILE).exists() for s in todo)
+    warn(f"{len(specs)} runs: {len(summary.skipped)} done earlier, {len(summary.failed_earlier)} failed earlier"
+         f"{' (--retry-failed reruns them)' if summary.failed_earlier else ''}, {len(todo)} to run"
+         f"{f' ({resumable} resume from a checkpoint)' if resumable else ''}")
+    if not todo:
+        return summary
+    workers = min(workers or default_workers(), len(todo))
+    grid_bar = tqdm(total=len(todo), desc="grid", position=0, disable=not options.show_progress, dynamic_ncols=True)
+
+    def record(result: dict) -> None:
+        (summary.done if result["status"] == "done" else summary.failed).append(result)
+        if result["status"] != "done":
+            tqdm.write(f"run {result['run_key']} failed: {result['error']}")
+        grid_bar.update(1)
+
+    try:
+        if workers == 1:
+            for spec in todo:
+                record(run_one_safely(spec, replace(options, progress_position=1), warn))
+            return summary
+        threads = max(1, default_workers() // workers)
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(ctx.Value("i", 0), ctx.RLock(), threads)) as pool:
+            pending = {pool.submit(_run_in_worker, spec, options) for spec in todo}
+            try:
+                while pending:
+                    finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished_now:
+                        record(future.result())
+            except BaseException:
+                for future in pending:
+                    future.cancel()
+                raise
+        return summary
+    finally:
+        grid_bar.close()

@@ -1,0 +1,57 @@
+"""Grid expansion: (methods x tasks x seeds) under one profile -> run specs with stable run keys."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.config import Overrides, config_dict, resolve_config, stable_hash
+from benchmark.profiles import Profile
+from envs.tasks import get_task
+from methods.registry import get_method
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    method: str
+    task: str
+    seed: int
+    profile: str
+    overrides: dict[str, Any]   # what the user set for this method (CLI / grid file)
+    config: dict[str, Any]      # the resolved method Config (JSON view)
+    settings: dict[str, Any]    # the runner's settings from the profile
+
+    @property
+    def config_hash(self) -> str:
+        return stable_hash({"method": self.method, "config": self.config, "settings": self.settings})
+
+    @property
+    def run_key(self) -> str:
+        """``method/task/seed<k>-<hash>``: stable across re-runs, different for any config change."""
+        return f"{self.method}/{self.task}/seed{self.seed}-{self.config_hash}"
+
+    @property
+    def variant(self) -> str:
+        """The label tables use: the method name, plus the user's overrides when there are any."""
+        if not self.overrides:
+            return self.method
+        return f"{self.method}[{','.join(f'{k}={v}' for k, v in sorted(self.overrides.items()))}]"
+
+
+def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile: Profile,
+                overrides: Overrides | None = None) -> list[RunSpec]:
+    """Validate every name and override up front, then list the runs (method-major order)."""
+    overrides = overrides or {}
+    for method in overrides:
+        if method not in methods:
+            get_method(method)  # unknown names still error; overrides for unselected methods are ignored
+    for task in tasks:
+        get_task(task)
+    specs = []
+    for method in methods:
+        cls = get_method(method)
+        user = overrides.get(method, {})
+        config = config_dict(resolve_config(cls, profile.method_overrides.get(method, {}), user))
+        for task in tasks:
+            for seed in seeds:
+                specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, profile.settings()))
+    return specs

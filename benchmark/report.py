@@ -1,0 +1,544 @@
+"""``bench report``: per-task tables, the paper comparison and rliable statistics from the results store.
+
+Data contract (rliable's): ``{variant: array(runs, tasks)}`` of normalized scores on the 0-100 scale,
+built only from *done* runs of one budget profile. A variant enters the aggregate statistics only if
+its matrix is a full rectangle (every task, the same seeds on every task); anything else is named
+with the reason, never averaged silently.
+
+Conventions:
+- SE = sample std (ddof=1) / sqrt(n). With n = 1 std and SE are undefined: NaN in the CSVs, "—" in tables.
+- "last" (the final evaluation) is the headline; "best" (best evaluation over training) is optimistic
+  and labelled so. Aggregate statistics use "last".
+- 95% stratified-bootstrap percentile CIs with ``BOOTSTRAP_REPS`` replications. rliable draws from
+  numpy's global state and ignores its own seed, so ``np.random.seed(seed)`` precedes every rliable
+  call, and there is one call per variant (per pair), so a variant's CIs do not depend on the others.
+- Probability of improvement: rliable's definition (Mann-Whitney U / (n_x n_y) per task, averaged
+  over tasks), vectorized in ``improvement_probability``. P(Y > X) = 1 - P(X > Y) on the same
+  resamples, so each unordered pair is bootstrapped once and mirrored.
+- Learning curves: per (variant, task), the step grid most seeds share; seeds on another grid are
+  skipped and named.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import itertools
+import math
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from rliable import library as rly
+from rliable import metrics
+
+from benchmark import plots
+from benchmark.store import iter_results
+
+BOOTSTRAP_REPS = 5000  # 10 variants x 14 tasks x 4 seeds: ~20 s for the whole report on 2 cores
+GAMMA = 100.0  # optimality-gap threshold: scores are on the 0-100 scale
+METRICS = ("IQM", "Mean", "Median", "Optimality gap")
+DEFAULT_PAPER_DIR = Path(__file__).resolve().parents[1] / "reports" / "paper"
+PAPER_FILES = ("table1_main.csv", "table4_learners.csv")
+PAPER_ALIASES = {"sra": "sra-iql", "uds": "uds-iql", "sra-iql": "sra", "uds-iql": "uds"}
+LEARNERS = ("iql", "td3bc", "awac", "sacn")
+SCORE_COLUMNS = ["variant", "task", "seed", "last", "best", "profile"]
+
+
+class ReportError(ValueError):
+    """A user error; the one-line message says what to do."""
+
+
+@dataclass
+class ReportSummary:
+    out_dir: Path
+    profile: str
+    files: list[Path]
+    markdown: str
+    complete: list[str]
+    incomplete: dict[str, str]
+    failed: list[str]
+    warnings: list[str]
+
+
+@dataclass
+class Section:
+    title: str
+    text: str = ""
+    table: pd.DataFrame | None = None  # display strings, rendered without index
+
+
+# ---------------------------------------------------------------- loading and score matrices
+
+def load_results(results_dir: Path, profile: str | None = None,
+                 warn: Callable[[str], None] = print) -> tuple[str, list[dict], list[dict]]:
+    """(profile, done results, failed results) of one profile; ReportError on user errors."""
+    results_dir = Path(results_dir)
+    results = list(iter_results(results_dir, warn)) if results_dir.is_dir() else []
+    if not results:
+        raise ReportError(f"no results under {results_dir}; run `bench run ...` first")
+    profiles = sorted({str(r["profile"]) for r in results})
+    if profile is None and len(profiles) > 1:
+        raise ReportError(f"results hold profiles {', '.join(profiles)}: pass --profile NAME")
+    if profile is not None and profile not in profiles:
+        raise ReportError(f"no results for profile {profile!r} under {results_dir}; "
+                          f"profiles present: {', '.join(profiles)}")
+    profile = profile or profiles[0]
+    chosen = [r for r in results if r["profile"] == profile]
+    return profile, [r for r in chosen if r["status"] == "done"], [r for r in chosen if r["status"] != "done"]
+
+
+def variant_of(result: dict) -> str:
+    return str(result.get("variant") or result["method"])
+
+
+def scores_frame(done: list[dict]) -> pd.DataFrame:
+    """Long format, one row per done run: variant, task, seed, last, best, profile."""
+    rows = [{"variant": variant_of(r), "task": r["task"], "seed": int(r["seed"]),
+             "last": float(r["final_score"]), "best": float(r["best_score"]), "profile": r["profile"]}
+            for r in done]
+    return pd.DataFrame(rows, columns=SCORE_COLUMNS).sort_values(["variant", "task", "seed"], ignore_index=True)
+
+
+def incomplete_reasons(scores: pd.DataFrame) -> dict[str, str]:
+    """Why each non-rectangular variant cannot enter the statistics (complete variants are absent)."""
+    tasks = sorted(scores["task"].unique())
+    reasons = {}
+    for variant, rows in scores.groupby("variant", sort=True):
+        seeds = {task: sorted(g["seed"]) for task, g in rows.groupby("task", sort=True)}
+        counts = [len(s) for s in seeds.values()]
+        why = []
+        if missing := [t for t in tasks if t not in seeds]:
+            why.append("missing " + ", ".join(missing))
+        if dup := [t for t, s in seeds.items() if len(s) != len(set(s))]:
+            why.append("several runs of one seed (different configs?) on " + ", ".join(dup))
+        if len(set(counts)) > 1:
+            short = [f"{t} ({len(s)})" for t, s in seeds.items() if len(s) < max(counts)]
+            why.append(f"seeds per task {'/'.join(map(str, counts))}: fewer on {', '.join(short)}")
+        elif len({tuple(s) for s in seeds.values()}) > 1:
+            why.append("seed sets differ across tasks: " + "; ".join(f"{t} {s}" for t, s in seeds.items()))
+        if why:
+            reasons[variant] = "; ".join(why)
+    return reasons
+
+
+def score_matrices(scores: pd.DataFrame, column: str = "last") -> dict[str, np.ndarray]:
+    """rliable's ``{variant: array(runs, tasks)}`` for the complete variants; runs by seed, tasks sorted."""
+    tasks = sorted(scores["task"].unique())
+    skip = incomplete_reasons(scores)
+    return {variant: rows.pivot(index="seed", columns="task", values=column).sort_index()[tasks].to_numpy(float)
+            for variant, rows in scores.groupby("variant", sort=True) if variant not in skip}
+
+
+# ---------------------------------------------------------------- per-task table and the paper
+
+def load_paper(paper_dir: Path | None) -> pd.DataFrame | None:
+    """The paper's numbers (task, method, mean, plus_minus), or None when the tables are absent."""
+    files = [Path(paper_dir) / name for name in PAPER_FILES] if paper_dir is not None else []
+    frames = [pd.read_csv(f) for f in files if f.is_file()]
+    return pd.concat(frames).drop_duplicates(["task", "method"]) if frames else None
+
+
+def _paper_index(paper: pd.DataFrame | None) -> dict[tuple[str, str], tuple[float, float]]:
+    if paper is None:
+        return {}
+    return {(t, m): (float(mu), float(pm)) for t, m, mu, pm in paper[["task", "method", "mean", "plus_minus"]].itertuples(index=False)}
+
+
+def paper_entry(index: dict, variant: str, task: str) -> tuple[float, float]:
+    """(paper mean, paper ±) for a variant named like a paper method (or its alias); NaNs if none."""
+    for name in (variant, PAPER_ALIASES.get(variant)):
+        if (task, name) in index:
+            return index[(task, name)]
+    return math.nan, math.nan
+
+
+def per_task_table(scores: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per (variant, task): n, mean/std/se of last and best, the paper's mean and ± and ours - paper."""
+    groups = scores.groupby(["variant", "task"], sort=True)
+    out = pd.DataFrame({"n": groups["last"].count(), "mean": groups["last"].mean(),
+                        "std": groups["last"].std(ddof=1), "best_mean": groups["best"].mean(),
+                        "best_std": groups["best"].std(ddof=1)}).reset_index()
+    out["se"] = out["std"] / np.sqrt(out["n"])
+    out["best_se"] = out["best_std"] / np.sqrt(out["n"])
+    index = _paper_index(paper)
+    entries = [paper_entry(index, v, t) for v, t in zip(out["variant"], out["task"])]
+    out["paper_mean"] = [e[0] for e in entries]
+    out["paper_pm"] = [e[1] for e in entries]
+    out["diff"] = out["mean"] - out["paper_mean"]
+    return out[["variant", "task", "n", "mean", "std", "se", "best_mean", "best_std", "best_se",
+                "paper_mean", "paper_pm", "diff"]]
+
+
+def _outcome(a: float, a_err: float, b: float, b_err: float) -> str:
+    """W/T/L of a over b; a tie when the intervals a ± a_err and b ± b_err overlap."""
+    a_err, b_err = np.nan_to_num(a_err), np.nan_to_num(b_err)
+    return "W" if a - a_err > b + b_err else "L" if a + a_err < b - b_err else "T"
+
+
+def _wtl(outcomes: list[str]) -> str:
+    count = Counter(outcomes)
+    return f"{count['W']}/{count['T']}/{count['L']}"
+
+
+def win_tie_loss(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 4 style: SRA vs UDS on each learner, per-task W/T/L of SRA (tie: mean ± SE intervals
+    overlap), beside the paper's W/T/L (its ± intervals) on the same tasks."""
+    index, present, rows = _paper_index(paper), set(per_task["variant"]), []
+    stats = per_task.set_index(["variant", "task"])
+    for learner in LEARNERS:
+        names = [[f"{m}-{learner}"] + ([m] if learner == "iql" else []) for m in ("sra", "uds")]
+        sra, uds = (next((n for n in options if n in present), None) for options in names)
+        if sra is None or uds is None:
+            continue
+        tasks = sorted(set(stats.loc[sra].index) & set(stats.loc[uds].index))
+        ours = [_outcome(*stats.loc[(sra, t), ["mean", "se"]], *stats.loc[(uds, t), ["mean", "se"]]) for t in tasks]
+        theirs = [_outcome(*index[(t, f"sra-{learner}")], *index[(t, f"uds-{learner}")]) for t in tasks
+                  if (t, f"sra-{learner}") in index and (t, f"uds-{learner}") in index]
+        rows.append({"learner": learner, "pair": f"{sra} vs {uds}", "tasks": len(tasks),
+                     "ours W/T/L": _wtl(ours), "paper W/T/L": _wtl(theirs) if theirs else "—"})
+    return pd.DataFrame(rows, columns=["learner", "pair", "tasks", "ours W/T/L", "paper W/T/L"])
+
+
+# ---------------------------------------------------------------- rliable statistics
+
+def _aggregate(scores: np.ndarray) -> np.ndarray:
+    return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores),
+                     metrics.aggregate_median(scores), metrics.aggregate_optimality_gap(scores, GAMMA)])
+
+
+def _bootstrap(key: str, scores, func, reps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One rliable interval estimate: (points, CIs of shape (2, k))."""
+    np.random.seed(seed)  # rliable resamples with numpy's global state and ignores its seed argument
+    point, ci = rly.get_interval_estimates({key: scores}, func, reps=reps)
+    return np.atleast_1d(point[key]).astype(float), np.asarray(ci[key], float).reshape(2, -1)
+
+
+def aggregate_estimates(matrices: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> pd.DataFrame:
+    """IQM, mean, median, optimality gap (gamma 100) with 95% stratified-bootstrap CIs per variant."""
+    rows = []
+    for variant, scores in matrices.items():
+        try:
+            point, ci, note = *_bootstrap(variant, scores, _aggregate, reps, seed), ""
+        except Exception as e:  # an rliable/arch edge case must not sink the whole report
+            point, ci, note = np.full(4, np.nan), np.full((2, 4), np.nan), f"n/a ({type(e).__name__}: {e})"
+        rows += [{"variant": variant, "metric": m, "point": point[i], "lower": ci[0, i], "upper": ci[1, i],
+                  "note": note} for i, m in enumerate(METRICS)]
+    return pd.DataFrame(rows, columns=["variant", "metric", "point", "lower", "upper", "note"])
+
+
+def improvement_probability(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y): ``rliable.metrics.probability_of_improvement`` (ties count 1/2), vectorized."""
+    diff = x[:, None, :] - y[None, :, :]
+    return float(np.mean((diff > 0).mean(axis=(0, 1)) + 0.5 * (diff == 0).mean(axis=(0, 1))))
+
+
+def improvement_estimates(matrices: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: int = 0) -> pd.DataFrame:
+    """P(X > Y) with 95% CIs for every ordered pair of variants; ``pair`` is "X,Y"."""
+    rows = []
+    for x, y in itertools.combinations(sorted(matrices), 2):
+        try:
+            (p,), ((lo,), (hi,)) = _bootstrap(f"{x},{y}", [matrices[x], matrices[y]], improvement_probability, reps, seed)
+            note = ""
+        except Exception as e:
+            p = lo = hi = math.nan
+            note = f"n/a ({type(e).__name__}: {e})"
+        rows.append({"pair": f"{x},{y}", "x": x, "y": y, "point": p, "lower": lo, "upper": hi, "note": note})
+        rows.append({"pair": f"{y},{x}", "x": y, "y": x, "point": 1 - p, "lower": 1 - hi, "upper": 1 - lo, "note": note})
+    return pd.DataFrame(rows, columns=["pair", "x", "y", "point", "lower", "upper", "note"])
+
+
+def _score_distribution(scores: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """rliable's run score distribution (fraction of all runs with score > tau), vectorized over tau."""
+    return (scores.reshape(-1, 1) > taus).mean(axis=0)
+
+
+def performance_profiles(matrices: dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS, seed: int = 0):
+    """(taus on [0, max score], {variant: profile}, {variant: CI (2, len(taus))})."""
+    top = max((float(m.max()) for m in matrices.values()), default=0.0)
+    taus = np.linspace(0.0, top if top > 0 else GAMMA, 101)
+    profiles, cis = {}, {}
+    for variant, scores in matrices.items():
+        np.random.seed(seed)
+        p, ci = rly.create_performance_profile({variant: scores}, taus, custom_profile_func=_score_distribution, reps=reps)
+        profiles[variant], cis[variant] = p[variant], ci[variant]
+    return taus, profiles, cis
+
+
+# ---------------------------------------------------------------- learning curves
+
+def curve_frame(done: list[dict]) -> tuple[pd.DataFrame, list[str]]:
+    """Mean ± SE of the curve score per (variant, task, step) and the run keys skipped (other step grid)."""
+    groups = defaultdict(list)
+    for r in done:
+        if (r.get("curve") or {}).get("step"):
+            groups[(variant_of(r), r["task"])].append(r)
+    rows, skipped = [], []
+    for (variant, task), runs in sorted(groups.items()):
+        grid = Counter(tuple(r["curve"]["step"]) for r in runs).most_common(1)[0][0]
+        keep = [r for r in runs if tuple(r["curve"]["step"]) == grid]
+        skipped += [r["run_key"] for r in runs if tuple(r["curve"]["step"]) != grid]
+        s = np.array([r["curve"]["score"] for r in keep], float)
+        se = s.std(axis=0, ddof=1) / np.sqrt(len(s)) if len(s) > 1 else np.full(len(grid), np.nan)
+        rows += [{"variant": variant, "task": task, "step": step, "mean": m, "se": e, "n": len(s)}
+                 for step, m, e in zip(grid, s.mean(axis=0), se)]
+    return pd.DataFrame(rows, columns=["variant", "task", "step", "mean", "se", "n"]), skipped
+
+
+# ---------------------------------------------------------------- display tables
+
+def _num(x: float, digits: int = 1) -> str:
+    return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def _ci(point: float, lower: float, upper: float, digits: int = 1) -> str:
+    return f"{_num(point, digits)} [{_num(lower, digits)}, {_num(upper, digits)}]"
+
+
+def score_table(per_task: pd.DataFrame, complete: list[str], mean: str = "mean", err: str = "se") -> pd.DataFrame:
+    """Rows = tasks, a column per variant: "mean ± SE" ("(n=k)" where the variant has fewer seeds than
+    on its other tasks, "missing" where it has none), plus a mean-over-tasks row for complete variants."""
+    most = per_task.groupby("variant")["n"].transform("max")
+    cells = [f"{_num(m)} ± {_num(e)}" + (f" (n={n})" if n < k else "")
+             for m, e, n, k in zip(per_task[mean], per_task[err], per_task["n"], most)]
+    table = per_task.assign(cell=cells).pivot(index="task", columns="variant", values="cell").fillna("missing")
+    overall = per_task.groupby("variant")[mean].mean()
+    table.loc["mean over tasks"] = [_num(overall[v]) if v in complete else "—" for v in table.columns]
+    return table.reset_index().rename_axis(columns=None)
+
+
+def aggregate_table(aggregates: pd.DataFrame) -> pd.DataFrame:
+    cells = [r.note or _ci(r.point, r.lower, r.upper) for r in aggregates.itertuples()]
+    table = aggregates.assign(cell=cells).pivot(index="variant", columns="metric", values="cell")
+    return table[list(METRICS)].reset_index().rename_axis(columns=None)
+
+
+def improvement_table(improvement: pd.DataFrame) -> pd.DataFrame:
+    cells = [r.note or _ci(r.point, r.lower, r.upper, 2) for r in improvement.itertuples()]
+    table = improvement.assign(cell=cells).pivot(index="x", columns="y", values="cell").fillna("—")
+    return table.reset_index().rename(columns={"x": "P(row > column)"}).rename_axis(columns=None)
+
+
+def paper_table(per_task: pd.DataFrame) -> pd.DataFrame:
+    rows = per_task[per_task["paper_mean"].notna()]
+    return pd.DataFrame({"task": rows["task"], "variant": rows["variant"],
+                         "ours (last)": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["mean"], rows["se"])],
+                         "paper": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["paper_mean"], rows["paper_pm"])],
+                         "ours - paper": [_num(d) for d in rows["diff"]]})
+
+
+# ---------------------------------------------------------------- the report
+
+@dataclass
+class ReportData:
+    """Everything computed for one report (input of the sections and figures)."""
+    profile: str
+    reps: int
+    seed: int
+    done: list[dict]
+    failed: list[dict]
+    warnings: list[str]
+    per_task: pd.DataFrame
+    incomplete: dict[str, str]
+    complete: list[str]
+    aggregates: pd.DataFrame
+    improvement: pd.DataFrame
+    wtl: pd.DataFrame
+    profiles: tuple
+    curves: pd.DataFrame
+    paper_found: bool
+
+
+def _provenance(done: list[dict], failed: list[dict]) -> str:
+    runs = done + failed
+    sources = sorted({" | ".join(f"{k}: {v}" for k, v in sorted((r.get("data") or {}).items())) for r in runs} - {""})
+    commits = sorted({str(r.get("git_commit") or "unknown") for r in runs})
+    steps = sorted({str((r.get("settings") or {}).get("num_steps")) for r in runs})
+    episodes = sorted({str((r.get("settings") or {}).get("eval_episodes")) for r in runs})
+    return "\n".join([f"- data: {'; '.join(sources) or 'unknown'}", f"- git commits: {', '.join(commits)}",
+                      f"- num_steps: {', '.join(steps)}; eval_episodes: {', '.join(episodes)}"])
+
+
+def build_sections(d: ReportData) -> list[Section]:
+    """The report's sections, in order; every empty section says why it is empty."""
+    variants = sorted(d.per_task["variant"].unique())
+    none_complete = ("no complete variant: " + ("no done runs" if not variants else "see Incomplete variants"))
+    maze = " Maze2d paper numbers come from D4RL's mujoco-py maze2d, not the Gymnasium-Robotics PointMaze used here, so they are not directly comparable." if any(d.per_task["task"].str.startswith("maze2d")) else ""
+    matched = paper_table(d.per_task)
+    sections = [
+        Section("Setup", f"Profile `{d.profile}`: {len(d.done)} done runs of {len(variants)} variant(s), "
+                f"{len(d.failed)} failed. Scores are normalized, 100 * (R - min) / (max - min); cells are mean ± SE over "
+                f"seeds (SE = std/sqrt(n), std with ddof 1; — when n = 1). Aggregates: rliable, 95% stratified-bootstrap "
+                f"percentile CIs, {d.reps} bootstrap reps, numpy seed {d.seed}; only complete variants enter them."),
+        Section("Last evaluation (headline)", "Final evaluation of each run. (n=k): fewer seeds than on the variant's "
+                "other tasks. std and n of every cell are in per_task.csv.",
+                score_table(d.per_task, d.complete) if variants else None),
+        Section("Best over training (optimistic)", "Best evaluation during training, selected on the evaluation "
+                "episodes themselves: optimistic, for reference only.",
+                score_table(d.per_task, d.complete, "best_mean", "best_se") if variants else None),
+        Section("Aggregate statistics (last evaluation)", f"IQM, mean, median and optimality gap (gamma = {GAMMA:g}) "
+                "over all runs and tasks, point [95% CI]." if d.complete else none_complete,
+                aggregate_table(d.aggregates) if d.complete else None),
+        Section("Probability of improvement", "P(row > column): probability that a run of the row variant scores "
+                "above a run of the column variant on the same task, averaged over tasks, point [95% CI]."
+                if len(d.complete) > 1 else "needs at least two complete variants",
+                improvement_table(d.improvement) if len(d.complete) > 1 else None),
+        Section("Paper comparison", ("Our last-evaluation mean ± SE beside the paper's mean ± its reported spread."
+                + maze if len(matched) else "no variant matches a paper method on these tasks")
+                if d.paper_found else "paper tables not found; comparison skipped", matched if len(matched) else None),
+        Section("SRA vs UDS per learner (Table 4 style)", "Per task, W/T/L of SRA over UDS; a tie when the mean ± SE "
+                "(paper: mean ± its spread) intervals overlap.", d.wtl) if len(d.wtl) else None,
+        Section("Incomplete variants", "Not rectangular (every task, same seeds on every task), so excluded from the "
+                "aggregate statistics:" if d.incomplete else "none",
+                pd.DataFrame(list(d.incomplete.items()), columns=["variant", "reason"]) if d.incomplete else None),
+        Section("Failed runs", f"{len(d.failed)} failed run(s), not in any table:" if d.failed else "none",
+                pd.DataFrame([(r["run_key"], r.get("failed_step"), r.get("error")) for r in d.failed],
+                             columns=["run_key", "failed_step", "error"]) if d.failed else None),
+        Section("Warnings", "\n".join(f"- {w}" for w in d.warnings)) if d.warnings else None,
+        Section("Provenance", _provenance(d.done, d.failed)),
+    ]
+    return [s for s in sections if s is not None]
+
+
+def build_figures(d: ReportData) -> dict[str, tuple[str, object]]:
+    """{file stem: (caption, Figure)} for the figures there are data for."""
+    figures = {}
+    if len(d.per_task):
+        figures["scores"] = ("Per-task score, last evaluation (mean ± SE)", plots.score_bars(d.per_task))
+    shown = d.aggregates[d.aggregates["point"].notna()]
+    if len(shown):
+        figures["aggregates"] = ("Aggregate metrics with 95% bootstrap CIs", plots.interval_estimates(shown))
+    if d.profiles[1]:
+        figures["profiles"] = ("Performance profiles (score distributions, 95% CIs)", plots.performance_profiles(*d.profiles))
+    if len(d.curves):
+        figures["curves"] = ("Learning curves (mean ± SE over seeds)", plots.learning_curves(d.curves))
+    return figures
+
+
+# ---------------------------------------------------------------- renderers
+
+TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+               "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+               "±": r"$\pm$", "—": "--", "−": "-"}
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+       "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}th,td{border:1px solid #ccc;"
+       "padding:.25em .5em;text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
+       "p{white-space:pre-line}img{max-width:100%}figcaption{color:#555;font-size:.9em}")
+
+
+def tex_escape(text) -> str:
+    return "".join(TEX_ESCAPES.get(c, c) for c in str(text))
+
+
+def render_markdown(title: str, sections: list[Section], figures: dict[str, str]) -> str:
+    """Markdown; figures ({stem: caption}) are linked from plots/."""
+    def row(cells) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    lines = [f"# {title}", ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""] + ([s.text, ""] if s.text else [])
+        if s.table is not None:
+            t = s.table
+            lines += [row(t.columns), "|" + "---|" * len(t.columns), *map(row, t.itertuples(index=False)), ""]
+    if figures:
+        lines += ["## Plots", ""] + [f"![{caption}](plots/{stem}.png)\n" for stem, caption in figures.items()]
+    return "\n".join(lines)
+
+
+def render_latex(sections: list[Section]) -> str:
+    """A LaTeX fragment (\\input-able): one tabular per table section."""
+    out = ["% generated by `bench report`; needs no package beyond LaTeX itself"]
+    for s in sections:
+        if s.table is None:
+            continue
+        t = s.table
+        out += [r"\begin{table}[ht]", r"\centering\small", f"\\caption{{{tex_escape(s.title)}}}",
+                r"\begin{tabular}{l" + "r" * (len(t.columns) - 1) + "}", r"\hline",
+                " & ".join(map(tex_escape, t.columns)) + r" \\", r"\hline",
+                *(" & ".join(map(tex_escape, r)) + r" \\" for r in t.itertuples(index=False)),
+                r"\hline", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(out)
+
+
+def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -> str:
+    """One self-contained page: inline CSS, figures ({caption: PNG bytes}) as base64 data URIs."""
+    esc = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+             f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"]
+    for s in sections:
+        parts.append(f"<h2>{esc(s.title)}</h2>" + (f"<p>{esc(s.text)}</p>" if s.text else ""))
+        if s.table is not None:
+            parts.append(s.table.to_html(index=False, border=0, escape=True, na_rep="—"))
+    if images:
+        parts.append("<h2>Plots</h2>")
+    for caption, png in images.items():
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f"<figure><img src=\"data:image/png;base64,{data}\" alt=\"{esc(caption)}\">"
+                     f"<figcaption>{esc(caption)}</figcaption></figure>")
+    return "\n".join(parts + ["</body></html>"])
+
+
+# ---------------------------------------------------------------- entry point
+
+def compute(results_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP_REPS, seed: int = 0,
+            paper_dir: Path | None = DEFAULT_PAPER_DIR, progress: Callable[[str], None] | None = None) -> ReportData:
+    """Load one profile's results and compute every table and statistic of the report."""
+    say = progress or (lambda message: None)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        say(message)
+
+    profile, done, failed = load_results(results_dir, profile, warn)
+    scores = scores_frame(done)
+    paper = load_paper(paper_dir)
+    incomplete = incomplete_reasons(scores)
+    matrices = score_matrices(scores, "last")
+    say(f"bootstrapping {len(matrices)} complete variant(s) with {reps} reps")
+    curves, skipped = curve_frame(done)
+    if skipped:
+        warn(f"learning curves skip {len(skipped)} run(s) on a minority step grid: {', '.join(skipped)}")
+    per_task = per_task_table(scores, paper)
+    return ReportData(profile, reps, seed, done, failed, warnings, per_task, incomplete, sorted(matrices),
+                      aggregate_estimates(matrices, reps, seed), improvement_estimates(matrices, reps, seed),
+                      win_tie_loss(per_task, paper), performance_profiles(matrices, reps, seed), curves,
+                      paper is not None)
+
+
+def write_report(results_dir: Path, out_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP_REPS,
+                 seed: int = 0, paper_dir: Path | None = DEFAULT_PAPER_DIR,
+                 progress: Callable[[str], None] | None = None) -> ReportSummary:
+    """Write report.md/.html/.tex, scores.csv, per_task.csv, aggregates.csv and plots/ under ``out_dir``.
+
+    ``progress(message)`` receives status lines and warnings (e.g. ``click.echo``). ReportError on user errors.
+    """
+    d = compute(results_dir, profile, reps, seed, paper_dir, progress)
+    out_dir, title = Path(out_dir), f"Benchmark report: profile {d.profile}"
+    (out_dir / "plots").mkdir(parents=True, exist_ok=True)
+    sections = build_sections(d)
+    files = []
+    images, captions = {}, {}
+    for stem, (caption, fig) in build_figures(d).items():
+        images[caption], captions[stem] = plots.save(fig, out_dir / "plots" / stem), caption
+        files += [out_dir / "plots" / f"{stem}.png", out_dir / "plots" / f"{stem}.svg"]
+    markdown = render_markdown(title, sections, captions)
+    improvement = d.improvement.rename(columns={"pair": "variant"}).assign(metric="P(X > Y)")
+    outputs = {
+        "report.md": markdown,
+        "report.html": render_html(title, sections, images),
+        "report.tex": render_latex([s for s in sections if s.title.startswith(("Last", "Best", "Aggregate"))]),
+        "scores.csv": scores_frame(d.done).to_csv(index=False),
+        "per_task.csv": d.per_task.to_csv(index=False),
+        "aggregates.csv": pd.concat([d.aggregates, improvement[d.aggregates.columns]]).assign(
+            reps=d.reps, profile=d.profile).to_csv(index=False),
+    }
+    for name, text in outputs.items():
+        (out_dir / name).write_text(text, encoding="utf-8")
+        files.append(out_dir / name)
+    return ReportSummary(out_dir, d.profile, files, markdown, d.complete, d.incomplete,
+                         [r["run_key"] for r in d.failed], d.warnings)

@@ -1,0 +1,272 @@
+"""One run, start to finish: data, seeding, the learner loop, evaluation, logs, checkpoints, the result.
+
+The runner owns the loop (SPEC §4): methods only ``pretrain`` / ``update`` / ``act`` / ``state_dict``.
+A checkpoint is written after every evaluation (and right after ``pretrain``), holding the method's
+state, the step, the curve so far, phase timings and every RNG, so a killed run resumes exactly.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import math
+import os
+import random
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.config import resolve_config
+from benchmark.grid import RunSpec
+from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger
+from benchmark.profiles import get_profile
+from benchmark.store import (CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA, atomic_write_bytes,
+                             atomic_write_json, run_dir, set_aside)
+from envs import BenchError
+from envs.datasets import dataset_id, load_flat, reference_returns
+from envs.evaluation import evaluate, normalized_score
+from envs.tasks import TaskSpec, get_task
+from methods.data import ImitationData, Transitions
+from methods.registry import get_method
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SimulatedKill(Exception):
+    """Raised by the ``stop_after_step`` test hook: the process 'dies' between checkpoints."""
+
+
+@dataclass
+class RunOptions:
+    root: Path = Path("results")
+    device: str = "auto"
+    threads: int | None = None          # torch intra-op threads; None = leave torch's default
+    tensorboard: bool = False
+    show_progress: bool = True
+    progress_position: int = 0
+    stop_after_step: int | None = None  # test hook: raise SimulatedKill after this many updates
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise BenchError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BenchError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    return device
+
+
+@lru_cache(maxsize=1)
+def git_commit() -> str | None:
+    """The suite's commit (with ``+dirty`` when the tree has uncommitted changes), or None outside git."""
+    try:
+        head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_states() -> dict[str, Any]:
+    states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def _transitions(flat) -> Transitions:
+    return Transitions(flat.observations, flat.actions, flat.next_observations, flat.terminals, flat.timeouts,
+                       flat.episode_starts)
+
+
+def load_imitation_data(task: TaskSpec, scale: str, expert_episodes: int) -> ImitationData:
+    """D^E = the first ``expert_episodes`` episodes of the expert dataset; D^S = the supplementary set."""
+    expert = _transitions(load_flat(dataset_id(task, "expert", scale), task, scale))
+    supplementary = _transitions(load_flat(dataset_id(task, "supplementary", scale), task, scale))
+    if expert.num_episodes < expert_episodes:
+        raise BenchError(f"{dataset_id(task, 'expert', scale)} holds {expert.num_episodes} episodes, "
+                         f"D^E needs {expert_episodes}")
+    return ImitationData.build(expert.first_episodes(expert_episodes), supplementary)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    import io
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _load_checkpoint(path: Path, warn) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        moved = set_aside(path)
+        warn(f"warning: checkpoint {path} is unreadable ({type(e).__name__}); moved it to {moved.name}, "
+             f"restarting the run")
+        return None
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v.item() if isinstance(v, torch.Tensor) else v) for k, v in metrics.items()}
+
+
+def run_one(spec: RunSpec, options: RunOptions, warn=print) -> dict:
+    """Train and evaluate one (method, task, seed); write and return its result (done or failed)."""
+    task, profile, method_cls = get_task(spec.task), get_profile(spec.profile), get_method(spec.method)
+    config = resolve_config(method_cls, spec.config)
+    device = resolve_device(options.device)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    directory = run_dir(options.root, spec.run_key)
+    directory.mkdir(parents=True, exist_ok=True)
+    base = {"schema": RESULT_SCHEMA, "run_key": spec.run_key, "method": spec.method, "variant": spec.variant,
+            "task": spec.task, "family": task.family, "seed": spec.seed, "profile": spec.profile,
+            "config": spec.config, "overrides": spec.overrides,
+            "settings": {**spec.settings, "device": str(device), "torch_threads": torch.get_num_threads()},
+            "git_commit": git_commit()}
+    atomic_write_json(directory / CONFIG_FILE, base)
+
+    data = load_imitation_data(task, profile.data, profile.expert_episodes)
+    reference = reference_returns(task, profile.data)
+    base["reference"] = reference
+    base["data"] = {"source": "generated", "expert": dataset_id(task, "expert", profile.data),
+                    "supplementary": dataset_id(task, "supplementary", profile.data),
+                    "expert_episodes": data.expert.num_episodes, "expert_steps": len(data.expert),
+                    "supplementary_steps": len(data.supplementary)}
+
+    seed_everything(spec.seed)
+    method = method_cls(task, data, config, spec.seed, device)
+    checkpoint_path = directory / CHECKPOINT_FILE
+    checkpoint = _load_checkpoint(checkpoint_path, warn)
+    bar = partial(tqdm, disable=not options.show_progress, leave=False, dynamic_ncols=True,
+                  position=options.progress_position)
+    if checkpoint is not None:
+        method.load_state_dict(checkpoint["method"])
+        set_rng_states(checkpoint["rng"])
+        step, curve, times = checkpoint["step"], checkpoint["curve"], checkpoint["times"]
+    else:
+        step, curve, times = 0, {"step": [], "score": [], "return": []}, {"pretrain": 0.0, "update": 0.0, "eval": 0.0}
+        start = time.perf_counter()
+        method.pretrain(partial(bar, desc=f"{spec.method} pretrain"))
+        times["pretrain"] = time.perf_counter() - start
+
+    def save() -> None:
+        _save_checkpoint(checkpoint_path, {"method": method.state_dict(), "rng": rng_states(), "step": step,
+                                           "curve": curve, "times": times})
+
+    def failed(message: str) -> dict:
+        result = {**base, "status": "failed", "error": message, "failed_step": step, "curve": curve,
+                  "phase_times_s": times, "finished_at": _now()}
+        atomic_write_json(directory / RESULT_FILE, result)
+        return result
+
+    def run_evaluation() -> str | None:
+        start = time.perf_counter()
+        returns = evaluate(method.act, task, profile.eval_episodes)
+        times["eval"] += time.perf_counter() - start
+        mean_return = float(returns.mean())
+        if not math.isfinite(mean_return):
+            return f"evaluation returned a non-finite return at step {step}"
+        curve["step"].append(step)
+        curve["return"].append(mean_return)
+        curve["score"].append(float(normalized_score(mean_return, reference)))
+        logger.log(step, {"eval/return": mean_return, "eval/score": curve["score"][-1]})
+        return None
+
+    loggers = [CSVLogger(directory / LOG_FILE, resume_from_step=step if checkpoint else None)]
+    if options.tensorboard:
+        loggers.append(TensorBoardLogger(directory / "tb"))
+    logger = MultiLogger(*loggers)
+    try:
+        if checkpoint is None:
+            if error := run_evaluation():  # the step-0 point of the learning curve
+                return failed(error)
+            save()
+        progress = bar(total=profile.num_steps, initial=step, desc=f"{spec.method} {spec.task} s{spec.seed}")
+        update_start = time.perf_counter()
+        while step < profile.num_steps:
+            metrics = method.update(step)
+            step += 1
+            if options.stop_after_step is not None and step >= options.stop_after_step:
+                raise SimulatedKill(f"simulated kill after step {step}")
+            last = step == profile.num_steps
+            if step % profile.log_every == 0 or last:
+                scalars = _scalars(metrics)  # the only host sync of the hot loop
+                bad = [k for k, v in scalars.items() if not math.isfinite(v)]
+                if bad:
+                    return failed(f"update returned non-finite {', '.join(bad)} at step {step} "
+                                  f"(scalars are checked every {profile.log_every} steps)")
+                logger.log(step, scalars)
+                progress.update(step - progress.n)
+            if step % profile.eval_every == 0 or last:
+                times["update"] += time.perf_counter() - update_start
+                if error := run_evaluation():
+                    return failed(error)
+                save()
+                update_start = time.perf_counter()
+        progress.close()
+    finally:
+        logger.close()
+
+    best = int(np.argmax(curve["score"]))
+    result = {**base, "status": "done", "error": None, "failed_step": None, "curve": curve,
+              "final_score": curve["score"][-1], "best_score": curve["score"][best], "best_step": curve["step"][best],
+              "wall_time_s": sum(times.values()), "phase_times_s": times,
+              "steps_per_s": profile.num_steps / max(times["update"], 1e-9), "finished_at": _now()}
+    atomic_write_json(directory / RESULT_FILE, result)
+    checkpoint_path.unlink(missing_ok=True)
+    return result
+
+
+def run_one_safely(spec: RunSpec, options: RunOptions, warn=print) -> dict:
+    """``run_one``, turning a crash inside method code into a failed result so the grid goes on.
+
+    User-environment problems (BenchError: missing/corrupt data) write nothing, so a re-run retries."""
+    try:
+        return run_one(spec, options, warn)
+    except (BenchError, SimulatedKill, KeyboardInterrupt):
+        raise
+    except Exception as e:
+        message = f"{type(e).__name__}: {e}"
+        directory = run_dir(options.root, spec.run_key)
+        result = {"schema": RESULT_SCHEMA, "run_key": spec.run_key, "method": spec.method, "variant": spec.variant,
+                  "task": spec.task, "seed": spec.seed, "profile": spec.profile, "config": spec.config,
+                  "overrides": spec.overrides, "status": "failed", "error": message,
+                  "traceback": traceback.format_exc(), "failed_step": None, "finished_at": _now()}
+        atomic_write_json(directory / RESULT_FILE, result)
+        return result
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
