@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -214,7 +215,8 @@ def _write_dataset(ds_id: str, task: TaskSpec, episodes: list[Episode], referenc
         shutil.rmtree(path)
     obs_space = gym.spaces.Box(-np.inf, np.inf, (task.obs_dim,), np.float64)
     act_space = gym.spaces.Box(task.action_low, task.action_high, (task.act_dim,), np.float32)
-    with contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stderr(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # minari warns that no env spec is attached: by design
         ds = minari.create_dataset_from_buffers(
             dataset_id=ds_id, buffer=[e.buffer(i) for i, e in enumerate(episodes)], observation_space=obs_space,
             action_space=act_space, algorithm_name="bench-grid-planner", author={"sra-bench"},

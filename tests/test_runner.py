@@ -1,0 +1,120 @@
+"""The runner: learning, kill-and-resume, skipping finished runs, failures that do not stop the grid."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.executor import run_grid
+from benchmark.grid import expand_grid
+from benchmark.profiles import get_profile
+from benchmark.runner import RunOptions, SimulatedKill, run_one
+from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
+from envs.evaluation import evaluate, normalized_score
+from envs.datasets import reference_returns
+from methods import registry
+from methods.bc_exp import BCExp
+
+SMOKE = get_profile("smoke")
+
+
+def spec(method="bc-exp", task="maze2d-umaze-sparse", seed=0, overrides=None):
+    return expand_grid([method], [task], [seed], SMOKE, {method: overrides} if overrides else None)[0]
+
+
+def options(tmp_path, **kw):
+    return RunOptions(root=tmp_path, device="cpu", show_progress=False, **kw)
+
+
+def test_bc_exp_beats_random_on_umaze_smoke(umaze_smoke, tmp_path):
+    result = run_one(spec(), options(tmp_path))
+    rng = np.random.default_rng(0)
+    random_returns = evaluate(lambda obs: rng.uniform(-1, 1, (len(obs), 2)), umaze_smoke, SMOKE.eval_episodes)
+    random_score = normalized_score(random_returns.mean(), reference_returns(umaze_smoke, "smoke"))
+    assert result["status"] == "done"
+    assert result["final_score"] > random_score + 30
+    assert len(result["curve"]["step"]) == SMOKE.num_steps // SMOKE.eval_every + 1  # + the step-0 point
+    assert result["best_score"] >= result["final_score"]
+    assert not (run_dir(tmp_path, result["run_key"]) / CHECKPOINT_FILE).exists()
+
+
+def test_kill_and_resume_equals_uninterrupted(umaze_smoke, tmp_path):
+    straight = run_one(spec(), options(tmp_path / "a"))
+    with pytest.raises(SimulatedKill):  # dies at step 250, last checkpoint at 200
+        run_one(spec(), options(tmp_path / "b", stop_after_step=250))
+    directory = run_dir(tmp_path / "b", straight["run_key"])
+    assert (directory / CHECKPOINT_FILE).exists() and not (directory / RESULT_FILE).exists()
+    resumed = run_one(spec(), options(tmp_path / "b"))
+    assert resumed["curve"] == straight["curve"]
+    assert resumed["final_score"] == straight["final_score"]
+    log_a = (run_dir(tmp_path / "a", straight["run_key"]) / "log.csv").read_text()
+    assert (directory / "log.csv").read_text() == log_a  # no duplicated rows from the lost steps
+
+
+def test_rerun_skips_finished_and_force_redoes(umaze_smoke, tmp_path):
+    specs = [spec(seed=0), spec(seed=1)]
+    first = run_grid(specs, options(tmp_path), workers=1, warn=lambda *_: None)
+    assert len(first.done) == 2
+    again = run_grid(specs, options(tmp_path), workers=1, warn=lambda *_: None)
+    assert len(again.done) == 0 and len(again.skipped) == 2
+    forced = run_grid(specs[:1], options(tmp_path), workers=1, force=True, warn=lambda *_: None)
+    assert len(forced.done) == 1
+
+
+def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path):
+    base, tuned = spec(), spec(overrides={"lr": 1e-3})
+    assert base.run_key != tuned.run_key and tuned.variant == "bc-exp[lr=0.001]"
+    result = run_one(tuned, options(tmp_path))
+    stored = json.loads((run_dir(tmp_path, tuned.run_key) / RESULT_FILE).read_text())
+    assert stored["config"]["lr"] == 1e-3 and stored["overrides"] == {"lr": 1e-3}
+    assert result["settings"]["num_steps"] == SMOKE.num_steps and stored["git_commit"] != ""
+
+
+@dataclass(frozen=True)
+class _NaNConfig(BCExp.Config):
+    nan_at: int = 30
+
+
+class NaNMethod(BCExp):
+    """BC whose loss turns NaN from step ``nan_at`` on (a diverging learner)."""
+    name = "nan-test"
+    Config = _NaNConfig
+
+    def update(self, step):
+        metrics = super().update(step)
+        if step + 1 >= self.config.nan_at:
+            metrics["loss/actor"] = torch.tensor(float("nan"))
+        return metrics
+
+
+def test_nan_update_marks_the_run_failed_and_the_grid_goes_on(umaze_smoke, tmp_path, monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, "nan-test", NaNMethod)
+    specs = [spec("nan-test"), spec("bc-exp")]
+    summary = run_grid(specs, options(tmp_path), workers=1, warn=lambda *_: None)
+    assert [r["method"] for r in summary.failed] == ["nan-test"]
+    assert [r["method"] for r in summary.done] == ["bc-exp"]
+    failed = summary.failed[0]
+    assert failed["failed_step"] == 40 and "non-finite loss/actor at step 40" in failed["error"]
+
+
+def test_corrupt_result_file_is_set_aside_and_the_run_redone(umaze_smoke, tmp_path):
+    s = spec()
+    run_one(s, options(tmp_path))
+    path = run_dir(tmp_path, s.run_key) / RESULT_FILE
+    path.write_text('{"truncated": ')
+    messages = []
+    summary = run_grid([s], options(tmp_path), workers=1, warn=messages.append)
+    assert len(summary.done) == 1
+    assert (path.parent / "result.json.corrupt-0").read_text() == '{"truncated": '
+    assert any("corrupt result file" in m and str(path) in m for m in messages)
+
+
+def test_parallel_workers_match_a_single_worker(umaze_smoke, tmp_path):
+    specs = [spec(seed=0), spec(seed=1)]
+    serial = run_grid(specs, options(tmp_path / "serial"), workers=1, warn=lambda *_: None)
+    parallel = run_grid(specs, options(tmp_path / "parallel", threads=1), workers=2, warn=lambda *_: None)
+    by_key = {r["run_key"]: r["curve"] for r in serial.done}
+    assert {r["run_key"]: r["curve"] for r in parallel.done} == by_key
