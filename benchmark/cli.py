@@ -199,8 +199,12 @@ def _print_scores(results: list[dict], profile: str) -> None:
 @click.option("--reps", default=None, type=click.IntRange(min=100), help="Bootstrap repetitions for the CIs.")
 def report_cmd(results: str, out: str, profile: str | None, reps: int | None) -> None:
     """Tables (Markdown, CSV, LaTeX), rliable statistics and an HTML page with plots."""
-    from benchmark.report import BOOTSTRAP_REPS, write_report
-    summary = write_report(Path(results), Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS)
+    from benchmark.report import BOOTSTRAP_REPS, ReportError, write_report
+    try:
+        summary = write_report(Path(results), Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS,
+                               progress=lambda message: click.echo(message, err=True))
+    except ReportError as e:
+        raise BenchError(str(e)) from None
     click.echo(summary.markdown)
     click.echo(f"\nwrote {', '.join(str(p) for p in summary.paths)}")
 

@@ -43,7 +43,8 @@ def _legend_below(fig: Figure, colors: dict[str, tuple]) -> None:
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colors.values()]
     fig.legend(handles, list(colors), loc="lower center", ncol=min(len(colors), 5), frameon=False,
                bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.04 + 0.03 * math.ceil(len(colors) / 5), 1, 1))
+    legend_inches = 0.3 * math.ceil(len(colors) / 5) + 0.2
+    fig.tight_layout(rect=(0, legend_inches / fig.get_figheight(), 1, 1))
 
 
 def score_bars(per_task: pd.DataFrame, mean: str = "mean", err: str = "se",
@@ -82,6 +83,7 @@ def interval_estimates(aggregates: pd.DataFrame) -> Figure:
         ax.set_title(metric)
         ax.grid(True, axis="x", alpha=0.3)
         ax.set_xlabel("normalized score")
+    axes[0, 0].invert_yaxis()  # first variant on top (shared y axis)
     fig.tight_layout()
     return fig
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import itertools
 import math
 from collections import Counter, defaultdict
@@ -38,7 +37,7 @@ from rliable import metrics
 from benchmark import plots
 from benchmark.store import iter_results
 
-BOOTSTRAP_REPS = 5000  # 10 variants x 14 tasks x 4 seeds: ~20 s for the whole report on 2 cores
+BOOTSTRAP_REPS = 5000  # measured: 10 variants x 14 tasks x 4 seeds, whole report ~16 s on 2 cores (10000: ~28 s)
 GAMMA = 100.0  # optimality-gap threshold: scores are on the 0-100 scale
 METRICS = ("IQM", "Mean", "Median", "Optimality gap")
 DEFAULT_PAPER_DIR = Path(__file__).resolve().parents[1] / "reports" / "paper"
@@ -56,7 +55,7 @@ class ReportError(ValueError):
 class ReportSummary:
     out_dir: Path
     profile: str
-    files: list[Path]
+    paths: list[Path]
     markdown: str
     complete: list[str]
     incomplete: dict[str, str]
@@ -89,6 +88,10 @@ def load_results(results_dir: Path, profile: str | None = None,
     profile = profile or profiles[0]
     chosen = [r for r in results if r["profile"] == profile]
     return profile, [r for r in chosen if r["status"] == "done"], [r for r in chosen if r["status"] != "done"]
+
+
+def _finite(*values) -> bool:
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in values)
 
 
 def variant_of(result: dict) -> str:
@@ -341,62 +344,79 @@ class ReportData:
     done: list[dict]
     failed: list[dict]
     warnings: list[str]
+    scores: pd.DataFrame
     per_task: pd.DataFrame
     incomplete: dict[str, str]
     complete: list[str]
     aggregates: pd.DataFrame
     improvement: pd.DataFrame
     wtl: pd.DataFrame
-    profiles: tuple
+    perf_profiles: tuple  # (taus, {variant: profile}, {variant: CI})
     curves: pd.DataFrame
     paper_found: bool
 
 
 def _provenance(done: list[dict], failed: list[dict]) -> str:
     runs = done + failed
-    sources = sorted({" | ".join(f"{k}: {v}" for k, v in sorted((r.get("data") or {}).items())) for r in runs} - {""})
-    commits = sorted({str(r.get("git_commit") or "unknown") for r in runs})
-    steps = sorted({str((r.get("settings") or {}).get("num_steps")) for r in runs})
-    episodes = sorted({str((r.get("settings") or {}).get("eval_episodes")) for r in runs})
-    return "\n".join([f"- data: {'; '.join(sources) or 'unknown'}", f"- git commits: {', '.join(commits)}",
-                      f"- num_steps: {', '.join(steps)}; eval_episodes: {', '.join(episodes)}"])
+
+    def seen(get) -> str:
+        return ", ".join(sorted({str(get(r)) for r in runs})) or "none"
+
+    return "\n".join([
+        f"- data sources: {seen(lambda r: (r.get('data') or {}).get('source', 'unknown'))}",
+        f"- datasets: {seen(lambda r: (r.get('data') or {}).get('expert'))}; "
+        f"{seen(lambda r: (r.get('data') or {}).get('supplementary'))}",
+        f"- git commits: {seen(lambda r: r.get('git_commit') or 'unknown')}",
+        f"- num_steps: {seen(lambda r: (r.get('settings') or {}).get('num_steps'))}; "
+        f"eval_episodes: {seen(lambda r: (r.get('settings') or {}).get('eval_episodes'))}"])
+
+
+MAZE_NOTE = ("Maze2d paper numbers come from D4RL's mujoco-py maze2d, not the Gymnasium-Robotics PointMaze "
+             "used here, so they are not directly comparable.")
 
 
 def build_sections(d: ReportData) -> list[Section]:
-    """The report's sections, in order; every empty section says why it is empty."""
+    """The report's sections, in order; an empty section says why it is empty."""
     variants = sorted(d.per_task["variant"].unique())
-    none_complete = ("no complete variant: " + ("no done runs" if not variants else "see Incomplete variants"))
-    maze = " Maze2d paper numbers come from D4RL's mujoco-py maze2d, not the Gymnasium-Robotics PointMaze used here, so they are not directly comparable." if any(d.per_task["task"].str.startswith("maze2d")) else ""
+    has_table = bool(variants)
+    setup = (f"Profile `{d.profile}`: {len(d.done)} done runs of {len(variants)} variant(s), {len(d.failed)} failed. "
+             "Scores are normalized, 100 * (R - min) / (max - min); cells are mean ± SE over seeds "
+             "(SE = std/sqrt(n), std with ddof 1; — when n = 1). Aggregates: rliable, 95% stratified-bootstrap "
+             f"percentile CIs over runs, {d.reps} bootstrap reps, numpy seed {d.seed}; only complete variants.")
+    aggregate = (f"IQM, mean, median and optimality gap (gamma = {GAMMA:g}) over all runs and tasks, point [95% CI]."
+                 if d.complete else "no complete variant: " + ("see Incomplete variants" if variants else "no done runs"))
+    if d.complete and d.per_task[d.per_task["variant"].isin(d.complete)]["n"].min() == 1:
+        aggregate += " With one seed per task there is nothing to resample: those CIs have zero width."
+    improvement = ("P(row > column): probability that a run of the row variant scores above a run of the column "
+                   "variant on the same task, averaged over tasks, point [95% CI]." if len(d.complete) > 1
+                   else "needs at least two complete variants")
     matched = paper_table(d.per_task)
+    paper = ("paper tables not found; comparison skipped" if not d.paper_found
+             else "no variant is named like a paper method" if not len(matched)
+             else "Our last-evaluation mean ± SE beside the paper's mean ± its reported spread."
+             + (" " + MAZE_NOTE if matched["task"].str.startswith("maze2d").any() else ""))
+    failed = pd.DataFrame([(r["run_key"], "—" if r.get("failed_step") is None else r["failed_step"],
+                            r.get("error") or "—") for r in d.failed],
+                          columns=["run_key", "failed_step", "error"])
     sections = [
-        Section("Setup", f"Profile `{d.profile}`: {len(d.done)} done runs of {len(variants)} variant(s), "
-                f"{len(d.failed)} failed. Scores are normalized, 100 * (R - min) / (max - min); cells are mean ± SE over "
-                f"seeds (SE = std/sqrt(n), std with ddof 1; — when n = 1). Aggregates: rliable, 95% stratified-bootstrap "
-                f"percentile CIs, {d.reps} bootstrap reps, numpy seed {d.seed}; only complete variants enter them."),
-        Section("Last evaluation (headline)", "Final evaluation of each run. (n=k): fewer seeds than on the variant's "
-                "other tasks. std and n of every cell are in per_task.csv.",
-                score_table(d.per_task, d.complete) if variants else None),
+        Section("Setup", setup),
+        Section("Last evaluation (headline)", "Final evaluation of each run. (n=k): fewer seeds than on the "
+                "variant's other tasks. std and n of every cell: per_task.csv.",
+                score_table(d.per_task, d.complete) if has_table else None),
         Section("Best over training (optimistic)", "Best evaluation during training, selected on the evaluation "
                 "episodes themselves: optimistic, for reference only.",
-                score_table(d.per_task, d.complete, "best_mean", "best_se") if variants else None),
-        Section("Aggregate statistics (last evaluation)", f"IQM, mean, median and optimality gap (gamma = {GAMMA:g}) "
-                "over all runs and tasks, point [95% CI]." if d.complete else none_complete,
-                aggregate_table(d.aggregates) if d.complete else None),
-        Section("Probability of improvement", "P(row > column): probability that a run of the row variant scores "
-                "above a run of the column variant on the same task, averaged over tasks, point [95% CI]."
-                if len(d.complete) > 1 else "needs at least two complete variants",
+                score_table(d.per_task, d.complete, "best_mean", "best_se") if has_table else None),
+        Section("Aggregate statistics (last evaluation)", aggregate, aggregate_table(d.aggregates) if d.complete else None),
+        Section("Probability of improvement", improvement,
                 improvement_table(d.improvement) if len(d.complete) > 1 else None),
-        Section("Paper comparison", ("Our last-evaluation mean ± SE beside the paper's mean ± its reported spread."
-                + maze if len(matched) else "no variant matches a paper method on these tasks")
-                if d.paper_found else "paper tables not found; comparison skipped", matched if len(matched) else None),
-        Section("SRA vs UDS per learner (Table 4 style)", "Per task, W/T/L of SRA over UDS; a tie when the mean ± SE "
-                "(paper: mean ± its spread) intervals overlap.", d.wtl) if len(d.wtl) else None,
-        Section("Incomplete variants", "Not rectangular (every task, same seeds on every task), so excluded from the "
-                "aggregate statistics:" if d.incomplete else "none",
+        Section("Paper comparison", paper, matched if len(matched) else None),
+        Section("SRA vs UDS per learner (Table 4 style)", "Per task, W/T/L of SRA over UDS; a tie when the "
+                "mean ± SE intervals (paper: mean ± its spread) overlap.", d.wtl) if len(d.wtl) else None,
+        Section("Incomplete variants", "Not rectangular (every task, the same seeds on every task), so left out "
+                "of the aggregate statistics:" if d.incomplete else "none",
                 pd.DataFrame(list(d.incomplete.items()), columns=["variant", "reason"]) if d.incomplete else None),
-        Section("Failed runs", f"{len(d.failed)} failed run(s), not in any table:" if d.failed else "none",
-                pd.DataFrame([(r["run_key"], r.get("failed_step"), r.get("error")) for r in d.failed],
-                             columns=["run_key", "failed_step", "error"]) if d.failed else None),
+        Section("Failed runs", f"{len(d.failed)} failed run(s), in no table:" if d.failed else "none",
+                failed if d.failed else None),
         Section("Warnings", "\n".join(f"- {w}" for w in d.warnings)) if d.warnings else None,
         Section("Provenance", _provenance(d.done, d.failed)),
     ]
@@ -411,8 +431,8 @@ def build_figures(d: ReportData) -> dict[str, tuple[str, object]]:
     shown = d.aggregates[d.aggregates["point"].notna()]
     if len(shown):
         figures["aggregates"] = ("Aggregate metrics with 95% bootstrap CIs", plots.interval_estimates(shown))
-    if d.profiles[1]:
-        figures["profiles"] = ("Performance profiles (score distributions, 95% CIs)", plots.performance_profiles(*d.profiles))
+    if d.perf_profiles[1]:
+        figures["profiles"] = ("Performance profiles (score distributions, 95% CIs)", plots.performance_profiles(*d.perf_profiles))
     if len(d.curves):
         figures["curves"] = ("Learning curves (mean ± SE over seeds)", plots.learning_curves(d.curves))
     return figures
@@ -436,7 +456,7 @@ def tex_escape(text) -> str:
 def render_markdown(title: str, sections: list[Section], figures: dict[str, str]) -> str:
     """Markdown; figures ({stem: caption}) are linked from plots/."""
     def row(cells) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |"
 
     lines = [f"# {title}", ""]
     for s in sections:
@@ -495,6 +515,9 @@ def compute(results_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP
         say(message)
 
     profile, done, failed = load_results(results_dir, profile, warn)
+    if unscored := [r["run_key"] for r in done if not _finite(r.get("final_score"), r.get("best_score"))]:
+        warn(f"left out {len(unscored)} done run(s) without finite final/best scores: {', '.join(unscored)}")
+        done = [r for r in done if r["run_key"] not in unscored]
     scores = scores_frame(done)
     paper = load_paper(paper_dir)
     incomplete = incomplete_reasons(scores)
@@ -504,7 +527,7 @@ def compute(results_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP
     if skipped:
         warn(f"learning curves skip {len(skipped)} run(s) on a minority step grid: {', '.join(skipped)}")
     per_task = per_task_table(scores, paper)
-    return ReportData(profile, reps, seed, done, failed, warnings, per_task, incomplete, sorted(matrices),
+    return ReportData(profile, reps, seed, done, failed, warnings, scores, per_task, incomplete, sorted(matrices),
                       aggregate_estimates(matrices, reps, seed), improvement_estimates(matrices, reps, seed),
                       win_tie_loss(per_task, paper), performance_profiles(matrices, reps, seed), curves,
                       paper is not None)
@@ -521,24 +544,23 @@ def write_report(results_dir: Path, out_dir: Path, profile: str | None = None, r
     out_dir, title = Path(out_dir), f"Benchmark report: profile {d.profile}"
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     sections = build_sections(d)
-    files = []
-    images, captions = {}, {}
+    paths, images, captions = [], {}, {}
     for stem, (caption, fig) in build_figures(d).items():
         images[caption], captions[stem] = plots.save(fig, out_dir / "plots" / stem), caption
-        files += [out_dir / "plots" / f"{stem}.png", out_dir / "plots" / f"{stem}.svg"]
+        paths += [out_dir / "plots" / f"{stem}.png", out_dir / "plots" / f"{stem}.svg"]
     markdown = render_markdown(title, sections, captions)
     improvement = d.improvement.rename(columns={"pair": "variant"}).assign(metric="P(X > Y)")
     outputs = {
         "report.md": markdown,
         "report.html": render_html(title, sections, images),
         "report.tex": render_latex([s for s in sections if s.title.startswith(("Last", "Best", "Aggregate"))]),
-        "scores.csv": scores_frame(d.done).to_csv(index=False),
+        "scores.csv": d.scores.to_csv(index=False),
         "per_task.csv": d.per_task.to_csv(index=False),
-        "aggregates.csv": pd.concat([d.aggregates, improvement[d.aggregates.columns]]).assign(
-            reps=d.reps, profile=d.profile).to_csv(index=False),
+        "aggregates.csv": pd.concat([f for f in (d.aggregates, improvement[d.aggregates.columns]) if len(f)]
+                                    or [d.aggregates]).assign(reps=d.reps, profile=d.profile).to_csv(index=False),
     }
     for name, text in outputs.items():
         (out_dir / name).write_text(text, encoding="utf-8")
-        files.append(out_dir / name)
-    return ReportSummary(out_dir, d.profile, files, markdown, d.complete, d.incomplete,
+        paths.append(out_dir / name)
+    return ReportSummary(out_dir, d.profile, paths, markdown, d.complete, d.incomplete,
                          [r["run_key"] for r in d.failed], d.warnings)

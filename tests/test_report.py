@@ -1,0 +1,270 @@
+"""benchmark.report: numbers checked against hand-computed values on synthetic result files."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rliable import metrics
+
+from benchmark import report
+from benchmark.report import ReportError, write_report
+from benchmark.store import atomic_write_json
+
+REPS = 200
+T1, T2 = "maze2d-umaze-sparse", "maze2d-medium-sparse"
+STEPS = [0, 1000, 2000]
+
+
+def write_run(root: Path, method: str, task: str, seed: int, last: float, best: float | None = None, *,
+              profile: str = "quick", status: str = "done", error: str | None = None,
+              steps: list[int] = STEPS, variant: str | None = None) -> str:
+    """One synthetic result.json in the store layout; returns its run key."""
+    run_key = f"{method}/{task}/seed{seed}-1a2b3c4d"
+    best = last if best is None else best
+    result = {
+        "schema": 1, "run_key": run_key, "method": method, "variant": variant or method, "task": task,
+        "family": task.split("-")[0], "seed": seed, "profile": profile, "status": status, "error": error,
+        "failed_step": 1234 if status == "failed" else None, "config": {}, "overrides": {},
+        "settings": {"num_steps": 2000, "eval_every": 1000, "eval_episodes": 10, "device": "cpu"},
+        "data": {"source": "generated", "expert": f"bench/{task}/expert-quick-v0",
+                 "supplementary": f"bench/{task}/supplementary-quick-v0"},
+        "reference": {"min": 5.0, "max": 160.0}, "git_commit": "abc123",
+        "curve": {"step": steps, "score": [0.0] * (len(steps) - 1) + [last], "return": [0.0] * len(steps)},
+        "final_score": None if status == "failed" else last, "best_score": None if status == "failed" else best,
+        "best_step": 2000, "wall_time_s": 1.0, "steps_per_s": 2000.0, "phase_times_s": {},
+    }
+    atomic_write_json(root / "runs" / run_key / "result.json", result)
+    return run_key
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """bc-exp and sra complete (2 tasks x 3 seeds), milo short of a seed, one failed, one smoke run, one
+    corrupt file, one curve on another step grid; report written once with profile quick."""
+    root = tmp_path_factory.mktemp("results")
+    for seed, (a, b, best) in enumerate([(10, 40, 15), (20, 40, 25), (30, 40, 50)]):
+        steps = [0, 500, 1000, 2000] if seed == 2 else STEPS
+        write_run(root, "bc-exp", T1, seed, a, best, steps=steps)
+        write_run(root, "bc-exp", T2, seed, b)
+    for seed, (a, b) in enumerate([(60, 60), (70, 65), (80, 70)]):
+        write_run(root, "sra", T1, seed, a)
+        write_run(root, "sra", T2, seed, b)
+    for seed in range(3):
+        write_run(root, "milo", T1, seed, 50.0)
+    for seed in range(2):  # milo: one seed short on T2
+        write_run(root, "milo", T2, seed, 50.0)
+    failed_key = write_run(root, "dwbc", T1, 0, 0.0, status="failed",
+                           error="update returned NaN in loss/actor at step 1234")
+    write_run(root, "bc-exp", T1, 7, 999.0, profile="smoke")
+    corrupt = root / "runs" / "bc-exp" / "maze2d-large-sparse" / "seed0-deadbeef" / "result.json"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_text("{not json")
+    out = root / "report"
+    summary = write_report(root, out, profile="quick", reps=REPS, seed=0)
+    return {"root": root, "out": out, "summary": summary, "failed_key": failed_key, "corrupt": corrupt,
+            "per_task": pd.read_csv(out / "per_task.csv").set_index(["variant", "task"]),
+            "aggregates": pd.read_csv(out / "aggregates.csv")}
+
+
+def test_per_task_mean_std_se_by_hand(built):
+    row = built["per_task"].loc[("bc-exp", T1)]
+    # last 10, 20, 30: mean 20; std = sqrt((10^2 + 0 + 10^2) / (3 - 1)) = 10; SE = 10 / sqrt(3) = 5.7735
+    assert row["n"] == 3 and row["mean"] == pytest.approx(20.0)
+    assert row["std"] == pytest.approx(10.0) and row["se"] == pytest.approx(10 / math.sqrt(3))
+    # best 15, 25, 50: mean 30; std = sqrt((15^2 + 5^2 + 20^2) / 2) = sqrt(325); SE = sqrt(325 / 3) = 10.408
+    assert row["best_mean"] == pytest.approx(30.0) and row["best_se"] == pytest.approx(math.sqrt(325 / 3))
+    sra = built["per_task"].loc[("sra", T2)]  # 60, 65, 70: std 5, SE 5 / sqrt(3)
+    assert sra["mean"] == pytest.approx(65.0) and sra["se"] == pytest.approx(5 / math.sqrt(3))
+    assert built["per_task"].loc[("bc-exp", T2), "se"] == 0.0  # 40, 40, 40
+    md = built["summary"].markdown
+    assert "20.0 ± 5.8" in md and "30.0 ± 10.4" in md  # last table, then best table
+    assert md.index("Last evaluation (headline)") < md.index("Best over training (optimistic)")
+
+
+def test_aggregates_by_hand(built):
+    agg = built["aggregates"].set_index(["variant", "metric"])
+    # bc-exp runs x tasks [[10, 40], [20, 40], [30, 40]]: IQM trims 25% of the 6 flattened scores
+    # (1 each end) -> mean(20, 30, 40, 40) = 32.5; task means 20, 40 -> mean = median = 30; gap = 100 - 30
+    expected = {"IQM": 32.5, "Mean": 30.0, "Median": 30.0, "Optimality gap": 70.0}
+    for metric, value in expected.items():
+        assert agg.loc[("bc-exp", metric), "point"] == pytest.approx(value)
+    # sra [[60, 60], [70, 65], [80, 70]]: IQM mean(60, 65, 70, 70) = 66.25; task means 70, 65 -> 67.5
+    assert agg.loc[("sra", "IQM"), "point"] == pytest.approx(66.25)
+    assert agg.loc[("sra", "Optimality gap"), "point"] == pytest.approx(32.5)
+    # sra beats bc-exp on every run of every task
+    assert agg.loc[("sra,bc-exp", "P(X > Y)"), ["point", "lower", "upper"]].tolist() == [1.0, 1.0, 1.0]
+    assert agg.loc[("bc-exp,sra", "P(X > Y)"), ["point", "lower", "upper"]].tolist() == [0.0, 0.0, 0.0]
+    finite = built["aggregates"].dropna(subset=["point"])
+    assert (finite["lower"] <= finite["point"] + 1e-9).all() and (finite["point"] <= finite["upper"] + 1e-9).all()
+    assert set(built["aggregates"]["reps"]) == {REPS}
+
+
+def test_iqm_and_optimality_gap_small_cases():
+    # 4 runs x 1 task: IQM = mean of the middle two; the gap clips 140 to gamma = 100
+    agg = report.aggregate_estimates({"a": np.array([[10.0], [20.0], [30.0], [140.0]])}, reps=REPS)
+    points = dict(zip(agg["metric"], agg["point"]))
+    assert points["IQM"] == pytest.approx(25.0)  # (20 + 30) / 2
+    assert points["Mean"] == pytest.approx(50.0) and points["Median"] == pytest.approx(50.0)
+    assert points["Optimality gap"] == pytest.approx(100 - (10 + 20 + 30 + 100) / 4)  # 60
+    # IQM is over the flattened matrix, not per task: 1..8 -> trim 2 each end -> mean(3, 4, 5, 6) = 4.5
+    agg = report.aggregate_estimates({"b": np.array([[1.0, 8, 3, 6], [5, 2, 7, 4]])}, reps=REPS)
+    points = dict(zip(agg["metric"], agg["point"]))
+    assert points["IQM"] == pytest.approx(4.5) and points["Median"] == pytest.approx(5.0)  # task means 3, 5, 5, 5
+
+
+def test_bootstrap_is_deterministic_and_per_variant():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0, 100, (5, 3)), rng.uniform(0, 100, (5, 3))
+    first = report.aggregate_estimates({"a": a}, reps=REPS, seed=3)
+    again = report.aggregate_estimates({"a": a, "b": b}, reps=REPS, seed=3)
+    pd.testing.assert_frame_equal(first, again[again["variant"] == "a"].reset_index(drop=True))
+    other = report.aggregate_estimates({"a": a}, reps=REPS, seed=4)
+    assert not np.allclose(first["lower"], other["lower"])
+    poi = report.improvement_estimates({"a": a, "b": b}, reps=REPS, seed=3)
+    pd.testing.assert_frame_equal(poi, report.improvement_estimates({"a": a, "b": b}, reps=REPS, seed=3))
+    ab, ba = poi.set_index("pair").loc["a,b"], poi.set_index("pair").loc["b,a"]
+    assert ab["point"] + ba["point"] == pytest.approx(1.0) and ab["lower"] == pytest.approx(1 - ba["upper"])
+
+
+def test_improvement_probability_matches_rliable():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x, y = rng.integers(0, 5, (4, 3)).astype(float), rng.integers(0, 5, (3, 3)).astype(float)  # with ties
+        assert report.improvement_probability(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+
+
+def test_incomplete_variant_is_excluded_and_named(built):
+    summary = built["summary"]
+    assert summary.complete == ["bc-exp", "sra"]
+    # tasks in sorted order: maze2d-medium-sparse (T2, 2 seeds), maze2d-umaze-sparse (T1, 3 seeds)
+    assert summary.incomplete == {"milo": f"seeds per task 2/3: fewer on {T2} (2)"}
+    assert "milo" not in set(built["aggregates"]["variant"])
+    md = summary.markdown
+    incomplete = md[md.index("## Incomplete variants"):md.index("## Failed runs")]
+    assert "milo" in incomplete and "seeds per task 2/3" in incomplete
+    assert "50.0 ± 0.0 (n=2)" in md  # the short task shows its n
+
+
+def test_incomplete_reasons():
+    scores = pd.DataFrame([("a", "t1", 0), ("a", "t1", 1), ("a", "t2", 0), ("a", "t2", 2),  # seed sets differ
+                           ("b", "t1", 0), ("c", "t1", 0), ("c", "t2", 0)],  # b misses t2; c complete
+                          columns=["variant", "task", "seed"]).assign(last=1.0, best=1.0, profile="quick")
+    reasons = report.incomplete_reasons(scores)
+    assert reasons["a"].startswith("seed sets differ across tasks")
+    assert reasons["b"] == "missing t2" and "c" not in reasons
+    assert list(report.score_matrices(scores)) == ["c"]
+
+
+def test_failed_runs_listed_not_tabled(built):
+    md = built["summary"].markdown
+    failed = md[md.index("## Failed runs"):]
+    assert built["failed_key"] in failed and "update returned NaN in loss/actor at step 1234" in failed
+    assert built["summary"].failed == [built["failed_key"]]
+    scores = pd.read_csv(built["out"] / "scores.csv")
+    assert "dwbc" not in set(scores["variant"]) and "dwbc" not in md[:md.index("## Failed runs")]
+    assert len(scores) == 6 + 6 + 5 and set(scores["profile"]) == {"quick"} and 999 not in set(scores["last"])
+
+
+def test_corrupt_result_is_set_aside_with_warning(built):
+    corrupt = built["corrupt"]
+    assert not corrupt.exists() and corrupt.with_name("result.json.corrupt-0").exists()
+    assert any(str(corrupt) in w for w in built["summary"].warnings)
+    assert "result.json.corrupt-0" in built["summary"].markdown
+
+
+def test_curve_on_other_step_grid_is_skipped_and_named(built):
+    assert any("bc-exp/maze2d-umaze-sparse/seed2-1a2b3c4d" in w and "step grid" in w
+               for w in built["summary"].warnings)
+
+
+def test_outputs_exist_and_html_is_self_contained(built):
+    out = built["out"]
+    for name in ["report.md", "report.html", "report.tex", "scores.csv", "per_task.csv", "aggregates.csv"]:
+        assert (out / name).is_file(), name
+    for stem in ["scores", "aggregates", "profiles", "curves"]:
+        assert (out / "plots" / f"{stem}.png").is_file() and (out / "plots" / f"{stem}.svg").is_file()
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64" in page and 'src="plots/' not in page
+    assert set(built["summary"].paths) >= {out / "report.md", out / "plots" / "curves.svg"}
+    tex = (out / "report.tex").read_text()
+    assert r"\begin{tabular}" in tex and r"maze2d-umaze-sparse" in tex and r"$\pm$" in tex
+    assert f"{REPS} bootstrap reps" in built["summary"].markdown
+
+
+def test_paper_column(built):
+    row = built["per_task"].loc[("bc-exp", T1)]
+    assert row["paper_mean"] == 100 and row["paper_pm"] == pytest.approx(11.6)
+    assert row["diff"] == pytest.approx(20.0 - 100.0)
+    assert built["per_task"].loc[("milo", T2), "paper_mean"] == pytest.approx(47.9)
+    assert "not directly comparable" in built["summary"].markdown
+
+
+def test_paper_aliases_and_missing_tables(tmp_path):
+    index = report._paper_index(report.load_paper(report.DEFAULT_PAPER_DIR))
+    assert report.paper_entry(index, "uds-iql", "maze2d-umaze-dense") == (62.3, 6.99)  # table 1 "uds"
+    assert report.paper_entry(index, "sra", "ant-medium") == (88.9, 7.18)
+    assert all(math.isnan(v) for v in report.paper_entry(index, "sra[model_ratio=0.3]", T1))
+    root = tmp_path / "results"
+    write_run(root, "bc-exp", T1, 0, 50.0)
+    summary = write_report(root, tmp_path / "out", reps=REPS, paper_dir=tmp_path / "nowhere")
+    assert "paper tables not found" in summary.markdown
+
+
+def test_single_seed_bootstrap_collapses(tmp_path):
+    root = tmp_path / "results"
+    write_run(root, "bc-exp", T1, 0, 50.0)
+    write_run(root, "bc-exp", T2, 0, 30.0)
+    summary = write_report(root, tmp_path / "out", reps=REPS)
+    agg = pd.read_csv(tmp_path / "out" / "aggregates.csv")
+    assert np.allclose(agg["lower"], agg["point"]) and np.allclose(agg["upper"], agg["point"])
+    assert "zero width" in summary.markdown and "50.0 ± —" in summary.markdown
+
+
+def test_win_tie_loss():
+    per_task = pd.DataFrame({"variant": ["sra-td3bc", "uds-td3bc", "sra-td3bc", "uds-td3bc"],
+                             "task": [T1, T1, T2, T2], "mean": [90.0, 50.0, 52.0, 50.0], "se": [5.0, 5.0, 3.0, 3.0]})
+    table = report.win_tie_loss(per_task, report.load_paper(report.DEFAULT_PAPER_DIR))
+    # T1: 85 > 55 win; T2: [49, 55] overlaps [47, 53] tie. Paper: T1 145±7.27 vs 38.1±12.9 win,
+    # T2 140±8.55 vs 22.4±9.64 win
+    assert table.to_dict("records") == [{"learner": "td3bc", "pair": "sra-td3bc vs uds-td3bc", "tasks": 2,
+                                         "ours W/T/L": "1/1/0", "paper W/T/L": "2/0/0"}]
+
+
+def test_user_errors(built, tmp_path):
+    with pytest.raises(ReportError, match="no results under .*bench run"):
+        write_report(tmp_path / "missing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ReportError, match="no results under"):
+        write_report(tmp_path / "empty", tmp_path / "out")
+    with pytest.raises(ReportError, match="profiles quick, smoke: pass --profile NAME"):
+        write_report(built["root"], tmp_path / "out", reps=REPS)
+    with pytest.raises(ReportError, match="profiles present: quick, smoke"):
+        write_report(built["root"], tmp_path / "out", profile="paper", reps=REPS)
+
+
+def test_only_failed_runs_still_reports(tmp_path):
+    root = tmp_path / "results"
+    write_run(root, "dwbc", T1, 0, 0.0, status="failed", error="boom")
+    summary = write_report(root, tmp_path / "out", reps=REPS)
+    assert "no complete variant: no done runs" in summary.markdown and "boom" in summary.markdown
+
+
+def test_tex_escape():
+    assert report.tex_escape("sra[model_ratio=0.3] & 5% ± —") == r"sra[model\_ratio=0.3] \& 5\% $\pm$ --"
+
+
+def test_done_run_without_score_is_left_out_with_warning(tmp_path):
+    root = tmp_path / "results"
+    write_run(root, "bc-exp", T1, 0, 50.0)
+    key = write_run(root, "bc-exp", T1, 1, 50.0)
+    result_path = root / "runs" / key / "result.json"
+    broken = json.loads(result_path.read_text())
+    broken["final_score"] = None
+    atomic_write_json(result_path, broken)
+    summary = write_report(root, tmp_path / "out", reps=REPS)
+    assert any(key in w and "finite" in w for w in summary.warnings)
+    assert len(pd.read_csv(tmp_path / "out" / "scores.csv")) == 1
