@@ -94,16 +94,41 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
 
 
 def resolve_config(method_cls: type, *override_layers: dict[str, Any]):
-    """The method's Config with the override layers applied (later wins), each key type-checked."""
-    types = _field_types(method_cls.Config)
+    """The method's Config with the override layers applied (later wins), each key type-checked.
+
+    Nested learner configs take dotted keys (``learner.expectile``) or nested mappings."""
     values: dict[str, Any] = {}
     for layer in override_layers:
         for key, value in (layer or {}).items():
-            if key not in types:
-                raise BenchError(f"{method_cls.name} has no hyper-parameter {key!r}; valid keys: "
-                                 f"{', '.join(types)}")
-            values[key] = _coerce(value, types[key], f"{method_cls.name}.{key}")
-    return method_cls.Config(**values)
+            _set_path(values, key.split("."), value)
+    return _build(method_cls.Config, values, method_cls.name)
+
+
+def _set_path(tree: dict, path: list[str], value: Any) -> None:
+    for part in path[:-1]:
+        tree = tree.setdefault(part, {})
+    if isinstance(value, dict) and isinstance(tree.get(path[-1]), dict):
+        for key, inner in value.items():
+            _set_path(tree[path[-1]], key.split("."), inner)
+    else:
+        tree[path[-1]] = value
+
+
+def _build(config_cls: type, values: dict[str, Any], where: str):
+    types = _field_types(config_cls)
+    kwargs = {}
+    for key, value in values.items():
+        if key not in types:
+            raise BenchError(f"{where} has no hyper-parameter {key!r}; valid keys: {', '.join(types)}")
+        annotation = types[key]
+        if dataclasses.is_dataclass(annotation):
+            if not isinstance(value, dict):
+                raise BenchError(f"{where}.{key} is a group of settings; set its fields, e.g. "
+                                 f"{where}.{key}.{next(iter(_field_types(annotation)))}=...")
+            kwargs[key] = _build(annotation, value, f"{where}.{key}")
+        else:
+            kwargs[key] = _coerce(value, annotation, f"{where}.{key}")
+    return config_cls(**kwargs)
 
 
 def config_dict(config) -> dict[str, Any]:

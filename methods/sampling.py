@@ -1,5 +1,11 @@
-"""Batch sampling from transitions held as tensors on the learner's device."""
+"""Batch sampling from transitions held as tensors on the learner's device.
+
+Indices come from one ``torch.Generator`` on the data's device, so sampling needs no host round trip
+and its state is part of the checkpoint.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -8,17 +14,13 @@ from methods.data import Normalizer, Transitions
 
 
 class TensorBatch(dict):
-    """A batch: name -> tensor (obs, act, next_obs, done, ...)."""
+    """A batch: name -> tensor (obs, act, next_obs, done[, reward])."""
 
 
-class UniformSampler:
-    """Uniform minibatches (with replacement) from one set of transitions, observations normalized once.
+class TransitionTensors:
+    """One set of transitions on ``device``, observations normalized once, optionally with a constant reward."""
 
-    Indices come from a ``torch.Generator`` on the data's device, so sampling needs no host round trip
-    and its state is part of the checkpoint.
-    """
-
-    def __init__(self, data: Transitions, normalizer: Normalizer, batch_size: int, seed: int, device: torch.device):
+    def __init__(self, data: Transitions, normalizer: Normalizer, device: torch.device, reward: float | None = None):
         def tensor(x: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(x, dtype=torch.float32, device=device)
 
@@ -26,16 +28,60 @@ class UniformSampler:
         self.act = tensor(data.actions)
         self.next_obs = tensor(normalizer(data.next_observations))
         self.done = tensor(data.terminals)
-        self.batch_size, self.size = batch_size, len(data)
-        self.generator = torch.Generator(device=device)
+        self.reward, self.size = reward, len(data)
+
+    def sample(self, count: int, generator: torch.Generator) -> TensorBatch:
+        idx = torch.randint(self.size, (count,), generator=generator, device=self.obs.device)
+        batch = TensorBatch(obs=self.obs[idx], act=self.act[idx], next_obs=self.next_obs[idx], done=self.done[idx])
+        if self.reward is not None:
+            batch["reward"] = torch.full((count,), self.reward, device=self.obs.device)
+        return batch
+
+
+@dataclass(frozen=True)
+class Source:
+    """A mixture component: its transitions, the reward its label gives, and its share of each batch."""
+    data: Transitions
+    count: int
+    reward: float | None = None
+
+
+class MixtureSampler:
+    """Each batch = ``count`` transitions from every source (fixed proportions), rewards attached by label.
+
+    E.g. UDS: {"expert": Source(D^E, 256, 1.0), "supplementary": Source(D^S, 256, 0.0)}."""
+
+    def __init__(self, sources: dict[str, Source], normalizer: Normalizer, seed: int, device: torch.device):
+        self.normalizer, self.device = normalizer, torch.device(device)
+        self.counts = {name: s.count for name, s in sources.items()}
+        self.tensors = {name: TransitionTensors(s.data, normalizer, self.device, s.reward) for name, s in sources.items()}
+        self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
 
+    @property
+    def batch_size(self) -> int:
+        return sum(self.counts.values())
+
+    def replace(self, name: str, source: Source) -> None:
+        """Swap one component's data (e.g. a new round of augmented transitions)."""
+        self.counts[name] = source.count
+        self.tensors[name] = TransitionTensors(source.data, self.normalizer, self.device, source.reward)
+
     def sample(self) -> TensorBatch:
-        idx = torch.randint(self.size, (self.batch_size,), generator=self.generator, device=self.obs.device)
-        return TensorBatch(obs=self.obs[idx], act=self.act[idx], next_obs=self.next_obs[idx], done=self.done[idx])
+        parts = [self.tensors[name].sample(count, self.generator) for name, count in self.counts.items() if count]
+        if len(parts) == 1:
+            return parts[0]
+        return TensorBatch({key: torch.cat([p[key] for p in parts]) for key in parts[0]})
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
+
+
+class UniformSampler(MixtureSampler):
+    """Uniform minibatches (with replacement) from one set of transitions, no rewards."""
+
+    def __init__(self, data: Transitions, normalizer: Normalizer, batch_size: int, seed: int, device: torch.device):
+        super().__init__({"data": Source(data, batch_size)}, normalizer, seed, device)

@@ -1,0 +1,63 @@
+"""AWAC (Nair et al. 2020): twin Q with the policy's next action in the target, actor by weighted
+likelihood with weights exp(A / lambda), A = Q(s, a) - Q(s, pi(s)). CORL defaults (3x256)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.learners.base import LearnerBase, ensemble_td_loss, step
+from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, soft_update
+
+
+@dataclass(frozen=True)
+class AWACConfig:
+    hidden_dims: tuple[int, ...] = (256, 256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    awac_lambda: float | None = None  # temperature; None: per family (maze2d 0.1, locomotion 0.333)
+    max_weight: float = 100.0
+
+
+def critic_loss(critic, critic_target, actor, batch, gamma) -> torch.Tensor:
+    with torch.no_grad():
+        next_action, _ = actor.sample(batch["next_obs"])
+        next_q = critic_target(batch["next_obs"], next_action).min(0).values
+        target = batch["reward"] + gamma * (1 - batch["done"]) * next_q
+    return ensemble_td_loss(critic(batch["obs"], batch["act"]), target)
+
+
+def actor_loss(actor, critic, obs, act, awac_lambda, max_weight) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        pi, _ = actor.sample(obs)
+        advantage = critic(obs, act).min(0).values - critic(obs, pi).min(0).values
+        weights = torch.exp(advantage / awac_lambda).clamp(max=max_weight)
+    return -(weights * actor.log_prob(obs, act)).mean(), advantage.mean()
+
+
+class AWAC(LearnerBase):
+    def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device: torch.device):
+        if config.awac_lambda is None:
+            raise ValueError("AWACConfig.awac_lambda must be resolved (per family) before building the learner")
+        self.config, self.num_updates = config, 0
+        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_dims).to(device)
+        self.critic = EnsembleCritic(obs_dim, act_dim, 2, config.hidden_dims).to(device)
+        self.critic_target = frozen_copy(self.critic)
+        self.actor_optimizer = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
+
+    def parts(self):
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+                "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
+
+    def update(self, batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        loss_q = critic_loss(self.critic, self.critic_target, self.actor, batch, c.gamma)
+        step(self.critic_optimizer, loss_q)
+        loss_pi, advantage = actor_loss(self.actor, self.critic, batch["obs"], batch["act"], c.awac_lambda, c.max_weight)
+        step(self.actor_optimizer, loss_pi)
+        soft_update(self.critic_target, self.critic, c.tau)
+        self.num_updates += 1
+        return {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(), "advantage": advantage}

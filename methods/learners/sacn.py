@@ -1,0 +1,78 @@
+"""SAC-N (An et al. 2021): SAC with N critics (one batched ensemble), the minimum over all N in the target
+and the actor loss, automatic entropy tuning. CORL defaults (3x256)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.learners.base import LearnerBase, ensemble_td_loss, step
+from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, soft_update
+
+
+@dataclass(frozen=True)
+class SACNConfig:
+    hidden_dims: tuple[int, ...] = (256, 256, 256)
+    num_critics: int | None = None  # None: per task (maze2d 25; hopper 500, halfcheetah 10, walker2d 20, ant 10)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    alpha_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+
+
+def critic_loss(critic, critic_target, actor, log_alpha, batch, gamma) -> torch.Tensor:
+    with torch.no_grad():
+        next_action, next_log_prob = actor.sample(batch["next_obs"])
+        next_q = critic_target(batch["next_obs"], next_action).min(0).values - log_alpha.exp() * next_log_prob
+        target = batch["reward"] + gamma * (1 - batch["done"]) * next_q
+    return ensemble_td_loss(critic(batch["obs"], batch["act"]), target)
+
+
+def actor_and_alpha_loss(actor, critic, log_alpha, obs, target_entropy):
+    action, log_prob = actor.sample(obs)
+    q = critic(obs, action).min(0).values
+    actor_loss = (log_alpha.exp().detach() * log_prob - q).mean()
+    alpha_loss = -(log_alpha * (log_prob.detach() + target_entropy)).mean()
+    return actor_loss, alpha_loss, -log_prob.detach().mean()
+
+
+class SACN(LearnerBase):
+    def __init__(self, obs_dim: int, act_dim: int, config: SACNConfig, device: torch.device):
+        if config.num_critics is None:
+            raise ValueError("SACNConfig.num_critics must be resolved (per task) before building the learner")
+        self.config, self.num_updates = config, 0
+        self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_dims).to(device)
+        self.critic = EnsembleCritic(obs_dim, act_dim, config.num_critics, config.hidden_dims).to(device)
+        self.critic_target = frozen_copy(self.critic)
+        self.log_alpha = torch.nn.Parameter(torch.zeros((), device=device))
+        self.target_entropy = -float(act_dim)
+        self.actor_optimizer = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
+        self.alpha_optimizer = adam([self.log_alpha], config.alpha_lr)
+
+    def parts(self):
+        return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+                "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
+                "alpha_optimizer": self.alpha_optimizer}
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "log_alpha": self.log_alpha.detach().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+
+    def update(self, batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        loss_pi, loss_alpha, entropy = actor_and_alpha_loss(self.actor, self.critic, self.log_alpha, batch["obs"],
+                                                            self.target_entropy)
+        step(self.actor_optimizer, loss_pi)
+        step(self.alpha_optimizer, loss_alpha)
+        loss_q = critic_loss(self.critic, self.critic_target, self.actor, self.log_alpha, batch, c.gamma)
+        step(self.critic_optimizer, loss_q)
+        soft_update(self.critic_target, self.critic, c.tau)
+        self.num_updates += 1
+        return {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(), "loss/alpha": loss_alpha.detach(),
+                "alpha": self.log_alpha.detach().exp(), "entropy": entropy}

@@ -1,0 +1,72 @@
+"""TD3+BC (Fujimoto & Gu 2021): TD3 with the actor loss -lambda Q(s, pi(s)) + (pi(s) - a)^2,
+lambda = alpha / mean|Q|. CORL defaults."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from methods.learners.base import LearnerBase, ensemble_td_loss, step
+from methods.nets import DeterministicActor, EnsembleCritic, adam, frozen_copy, soft_update
+
+
+@dataclass(frozen=True)
+class TD3BCConfig:
+    hidden_dims: tuple[int, ...] = (256, 256)
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    alpha: float = 2.5          # BC strength: lambda = alpha / mean |Q|
+    policy_noise: float = 0.2   # target policy smoothing noise ...
+    noise_clip: float = 0.5     # ... clipped here
+    policy_delay: int = 2       # actor and targets update every this many critic updates
+
+
+def critic_loss(critic, critic_target, actor_target, batch, gamma, policy_noise, noise_clip) -> torch.Tensor:
+    with torch.no_grad():
+        next_action = actor_target(batch["next_obs"])
+        noise = (torch.randn_like(next_action) * policy_noise).clamp(-noise_clip, noise_clip)
+        next_action = (next_action + noise).clamp(-1.0, 1.0)
+        next_q = critic_target(batch["next_obs"], next_action).min(0).values
+        target = batch["reward"] + gamma * (1 - batch["done"]) * next_q
+    return ensemble_td_loss(critic(batch["obs"], batch["act"]), target)
+
+
+def actor_loss(actor, critic, obs, act, alpha) -> tuple[torch.Tensor, torch.Tensor]:
+    pi = actor(obs)
+    q = critic(obs, pi)[0]
+    lam = alpha / q.abs().mean().detach()
+    bc = (pi - act).pow(2).mean()
+    return -lam * q.mean() + bc, bc.detach()
+
+
+class TD3BC(LearnerBase):
+    def __init__(self, obs_dim: int, act_dim: int, config: TD3BCConfig, device: torch.device):
+        self.config, self.num_updates = config, 0
+        self.actor = DeterministicActor(obs_dim, act_dim, config.hidden_dims).to(device)
+        self.actor_target = frozen_copy(self.actor)
+        self.critic = EnsembleCritic(obs_dim, act_dim, 2, config.hidden_dims).to(device)
+        self.critic_target = frozen_copy(self.critic)
+        self.actor_optimizer = adam(self.actor.parameters(), config.actor_lr)
+        self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
+        self._last_actor = {"loss/actor": torch.zeros((), device=device), "bc": torch.zeros((), device=device)}
+
+    def parts(self):
+        return {"actor": self.actor, "actor_target": self.actor_target, "critic": self.critic,
+                "critic_target": self.critic_target, "actor_optimizer": self.actor_optimizer,
+                "critic_optimizer": self.critic_optimizer}
+
+    def update(self, batch) -> dict[str, torch.Tensor]:
+        c = self.config
+        loss_q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, c.gamma, c.policy_noise,
+                             c.noise_clip)
+        step(self.critic_optimizer, loss_q)
+        self.num_updates += 1
+        if self.num_updates % c.policy_delay == 0:
+            loss_pi, bc = actor_loss(self.actor, self.critic, batch["obs"], batch["act"], c.alpha)
+            step(self.actor_optimizer, loss_pi)
+            soft_update(self.critic_target, self.critic, c.tau)
+            soft_update(self.actor_target, self.actor, c.tau)
+            self._last_actor = {"loss/actor": loss_pi.detach(), "bc": bc}
+        return {"loss/critic": loss_q.detach(), **self._last_actor}

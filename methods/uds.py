@@ -1,0 +1,80 @@
+"""UDS (Yu et al. 2022, "How to leverage unlabeled data in offline RL"), as the SRA paper uses it for IL:
+expert transitions get reward 1, every supplementary transition 0, and an offline RL learner trains on
+both. Batches hold 256 expert + 256 supplementary transitions, as SRA's warm-up (SRA without
+augmentation is exactly this). ``uds`` = ``uds-iql``; ``uds-td3bc``, ``uds-awac``, ``uds-sacn`` for Table 4.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from methods.base import Method, act_numpy
+from methods.learners import AWACConfig, IQLConfig, SACNConfig, TD3BCConfig, build_learner
+from methods.registry import register
+from methods.sampling import MixtureSampler, Source
+
+
+@dataclass(frozen=True)
+class Config:
+    expert_batch_size: int = 256
+    supplementary_batch_size: int = 256
+    expert_reward: float = 1.0
+    supplementary_reward: float = 0.0
+    learner: IQLConfig = field(default_factory=IQLConfig)
+
+
+@register
+class UDS(Method):
+    name = "uds"
+    description = "Unlabeled data sharing: expert reward 1, supplementary 0, IQL on the union"
+    Config = Config
+
+    def __init__(self, task, data, config, seed, device):
+        super().__init__(task, data, config, seed, device)
+        self.learner = build_learner(config.learner, task, self.device)
+        self.sampler = MixtureSampler(
+            {"expert": Source(data.expert, config.expert_batch_size, config.expert_reward),
+             "supplementary": Source(data.supplementary, config.supplementary_batch_size, config.supplementary_reward)},
+            data.normalizer, seed, self.device)
+
+    def update(self, step):
+        return self.learner.update(self.sampler.sample())
+
+    def act(self, obs):
+        return act_numpy(self.learner, self.data.normalizer, obs, self.device)
+
+    def state_dict(self):
+        return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict()}
+
+    def load_state_dict(self, state):
+        self.learner.load_state_dict(state["learner"])
+        self.sampler.load_state_dict(state["sampler"])
+
+
+@dataclass(frozen=True)
+class TD3BCVariantConfig(Config):
+    learner: TD3BCConfig = field(default_factory=TD3BCConfig)
+
+
+@dataclass(frozen=True)
+class AWACVariantConfig(Config):
+    learner: AWACConfig = field(default_factory=AWACConfig)
+
+
+@dataclass(frozen=True)
+class SACNVariantConfig(Config):
+    learner: SACNConfig = field(default_factory=SACNConfig)
+
+
+@register
+class UDSTD3BC(UDS):
+    name, description, Config = "uds-td3bc", "UDS labelling with TD3+BC", TD3BCVariantConfig
+
+
+@register
+class UDSAWAC(UDS):
+    name, description, Config = "uds-awac", "UDS labelling with AWAC", AWACVariantConfig
+
+
+@register
+class UDSSACN(UDS):
+    name, description, Config = "uds-sacn", "UDS labelling with SAC-N", SACNVariantConfig
