@@ -1,11 +1,13 @@
 """Grid expansion: (methods x tasks x seeds) under one profile -> run specs with stable run keys."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from benchmark.config import Overrides, config_dict, resolve_config, stable_hash
 from benchmark.profiles import Profile
+from envs import BenchError
 from envs.tasks import get_task
 from methods.registry import get_method
 
@@ -50,8 +52,17 @@ def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile:
     for method in methods:
         cls = get_method(method)
         user = overrides.get(method, {})
-        config = config_dict(resolve_config(cls, profile.method_overrides.get(method, {}), user))
+        if "num_steps" in user:
+            raise BenchError(f"{method}.num_steps is the run length, set by the profile; pick another --profile")
         for task in tasks:
+            steps = profile.steps_for(method, get_task(task).family)
+            owned = {"num_steps": steps} if "num_steps" in _field_names(cls.Config) else {}
+            config = config_dict(resolve_config(cls, profile.method_overrides.get(method, {}), user, owned))
+            settings = {**profile.settings(), "num_steps": steps}
             for seed in seeds:
-                specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, profile.settings()))
+                specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, settings))
     return specs
+
+
+def _field_names(config_cls: type) -> set[str]:
+    return {f.name for f in dataclasses.fields(config_cls)}

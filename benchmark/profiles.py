@@ -18,23 +18,47 @@ class Profile:
     log_every: int          # training scalars are synced, checked for NaN and logged this often
     expert_episodes: int = 5  # D^E = the first this many expert episodes (SPEC §2)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method phase budgets
+    method_steps: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> family -> num_steps
+
+    def steps_for(self, method: str, family: str) -> int:
+        """Learner updates of one run: the profile's, unless the method has its own budget (SRA's 200k/500k)."""
+        return self.method_steps.get(method, {}).get(family, self.num_steps)
 
     def settings(self) -> dict[str, Any]:
         """The run settings the runner owns (stored with every result)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("description", "method_overrides")}
+        return {k: v for k, v in asdict(self).items() if k not in ("description", "method_overrides", "method_steps")}
 
 
 # SAC-N's 25 critics cost ~0.3 s per update on one CPU core; smoke shrinks them to keep runs seconds-long.
 _SMOKE_SACN = {"learner": {"num_critics": 5, "hidden_dims": [64, 64, 64]}}
+SRA_METHODS = ("sra", "sra-iql", "sra-awac", "sra-sacn")
+# SRA's phases per profile: schedule (warm-up, round spacing), augmentation budget, model training budget.
+_SRA = {
+    "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,
+              "model": {"hidden_dims": [64, 64], "max_steps": 50}, "cvae": {"num_steps": 50}},
+    # quick: 2x256 reverse models for at most 3k steps (2x1024 for 20 epochs is hours on a CPU)
+    "quick": {"warmup_steps": 5_000, "round_every": 2_500, "augmentation_budget": 300_000,
+              "model": {"hidden_dims": [256, 256], "max_steps": 3_000}, "cvae": {"num_steps": 5_000}},
+    "paper": {},  # SPEC §5 defaults
+}
+
+
+def _sra(profile: str) -> dict[str, dict[str, Any]]:
+    overrides = {m: dict(_SRA[profile]) for m in SRA_METHODS}
+    if profile == "smoke":
+        overrides["sra-sacn"]["learner"] = _SMOKE_SACN["learner"]
+    return overrides
 
 PROFILES: dict[str, Profile] = {p.name: p for p in [
     Profile("smoke", "seconds per run: CI and wiring checks, scores mean nothing (SAC-N shrunk)",
             data="smoke", num_steps=300, eval_every=100, eval_episodes=2, log_every=20,
-            method_overrides={"uds-sacn": _SMOKE_SACN}),
+            method_overrides={"uds-sacn": _SMOKE_SACN, **_sra("smoke")}),
     Profile("quick", "minutes per run on a laptop CPU: the embedded default",
-            data="quick", num_steps=20_000, eval_every=2_000, eval_episodes=10, log_every=200),
+            data="quick", num_steps=20_000, eval_every=2_000, eval_episodes=10, log_every=200,
+            method_overrides=_sra("quick")),
     Profile("paper", "the paper's budgets: 1M learner steps, 30 evaluation episodes every 5k steps",
-            data="paper", num_steps=1_000_000, eval_every=5_000, eval_episodes=30, log_every=1_000),
+            data="paper", num_steps=1_000_000, eval_every=5_000, eval_episodes=30, log_every=1_000,
+            method_steps={m: {"maze2d": 200_000, "locomotion": 500_000} for m in SRA_METHODS}),
 ]}
 DEFAULT_PROFILE = "quick"
 

@@ -7,6 +7,7 @@ state, the step, the curve so far, phase timings and every RNG, so a killed run 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import math
 import os
 import random
@@ -26,7 +27,7 @@ from benchmark.config import resolve_config
 from benchmark.grid import RunSpec
 from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger
 from benchmark.profiles import get_profile
-from benchmark.store import (CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA, atomic_write_bytes,
+from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA, atomic_write_bytes,
                              atomic_write_json, run_dir, set_aside)
 from envs import BenchError
 from envs.datasets import dataset_id, load_flat, reference_returns
@@ -115,7 +116,6 @@ def load_imitation_data(task: TaskSpec, scale: str, expert_episodes: int) -> Imi
 
 
 def _save_checkpoint(path: Path, state: dict) -> None:
-    import io
     buffer = io.BytesIO()
     torch.save(state, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -209,14 +209,15 @@ def run_one(spec: RunSpec, options: RunOptions, warn=print) -> dict:
             if error := run_evaluation():  # the step-0 point of the learning curve
                 return failed(error)
             save()
-        progress = bar(total=profile.num_steps, initial=step, desc=f"{spec.method} {spec.task} s{spec.seed}")
+        num_steps = spec.settings["num_steps"]
+        progress = bar(total=num_steps, initial=step, desc=f"{spec.method} {spec.task} s{spec.seed}")
         update_start = time.perf_counter()
-        while step < profile.num_steps:
+        while step < num_steps:
             metrics = method.update(step)
             step += 1
             if options.stop_after_step is not None and step >= options.stop_after_step:
                 raise SimulatedKill(f"simulated kill after step {step}")
-            last = step == profile.num_steps
+            last = step == num_steps
             if step % profile.log_every == 0 or last:
                 scalars = _scalars(metrics)  # the only host sync of the hot loop
                 bad = [k for k, v in scalars.items() if not math.isfinite(v)]
@@ -236,10 +237,16 @@ def run_one(spec: RunSpec, options: RunOptions, warn=print) -> dict:
         logger.close()
 
     best = int(np.argmax(curve["score"]))
+    artifacts = getattr(method, "artifacts", lambda: {})()
+    if artifacts:
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **artifacts)
+        atomic_write_bytes(directory / ARTIFACTS_FILE, buffer.getvalue())
+    method_phases = {f"method/{k}": v for k, v in getattr(method, "phase_times", {}).items()}
     result = {**base, "status": "done", "error": None, "failed_step": None, "curve": curve,
               "final_score": curve["score"][-1], "best_score": curve["score"][best], "best_step": curve["step"][best],
-              "wall_time_s": sum(times.values()), "phase_times_s": times,
-              "steps_per_s": profile.num_steps / max(times["update"], 1e-9), "finished_at": _now()}
+              "wall_time_s": sum(times.values()), "phase_times_s": {**times, **method_phases},
+              "steps_per_s": num_steps / max(times["update"], 1e-9), "finished_at": _now()}
     atomic_write_json(directory / RESULT_FILE, result)
     checkpoint_path.unlink(missing_ok=True)
     return result

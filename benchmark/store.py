@@ -7,6 +7,7 @@ Layout under the results root (``--out``, default ``./results``)::
         checkpoint.pt    # latest checkpoint (atomic), removed once the run is done
         log.csv          # training scalars and evaluations
         config.json      # the resolved run config (written at start)
+        artifacts.npz    # optional: arrays a method exposes through ``artifacts()`` (SRA's augmented states)
 
 A result file that cannot be parsed is moved aside to ``result.json.corrupt-<n>`` (never deleted) and
 the run counts as not done, so the next ``bench run`` redoes it.
@@ -23,6 +24,7 @@ RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 LOG_FILE = "log.csv"
 CONFIG_FILE = "config.json"
+ARTIFACTS_FILE = "artifacts.npz"  # optional method data for plots (e.g. SRA's augmented states)
 RESULT_SCHEMA = 1
 
 

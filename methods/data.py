@@ -35,6 +35,14 @@ class Transitions:
         end = len(self) if n == self.num_episodes else int(self.episode_starts[n])
         return self.select(np.arange(end), self.episode_starts[:n])
 
+    def without_last(self) -> "Transitions":
+        """Drop every episode's final transition (SRA's data handling: no done flag reaches a Q target)."""
+        ends = np.append(self.episode_starts[1:], len(self)) - 1
+        keep = np.setdiff1d(np.arange(len(self)), ends)
+        lengths = np.diff(np.append(self.episode_starts, len(self))) - 1
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]) if len(lengths) else lengths
+        return self.select(keep, starts[lengths > 0])
+
     def select(self, index: np.ndarray, episode_starts: np.ndarray) -> "Transitions":
         arrays = {f.name: getattr(self, f.name)[index] for f in fields(self) if f.name != "episode_starts"}
         return Transitions(**arrays, episode_starts=np.asarray(episode_starts, np.int64))

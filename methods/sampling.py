@@ -18,9 +18,11 @@ class TensorBatch(dict):
 
 
 class TransitionTensors:
-    """One set of transitions on ``device``, observations normalized once, optionally with a constant reward."""
+    """One set of transitions on ``device``, observations normalized once, optionally with a reward (a constant,
+    or an array with one reward per transition)."""
 
-    def __init__(self, data: Transitions, normalizer: Normalizer, device: torch.device, reward: float | None = None):
+    def __init__(self, data: Transitions, normalizer: Normalizer, device: torch.device,
+                 reward: float | np.ndarray | None = None, expert: bool = False):
         def tensor(x: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(x, dtype=torch.float32, device=device)
 
@@ -28,13 +30,19 @@ class TransitionTensors:
         self.act = tensor(data.actions)
         self.next_obs = tensor(normalizer(data.next_observations))
         self.done = tensor(data.terminals)
-        self.reward, self.size = reward, len(data)
+        self.reward, self.expert, self.size = reward, float(expert), len(data)
+        if isinstance(reward, np.ndarray):
+            if reward.shape != (len(data),):
+                raise ValueError(f"per-transition rewards have shape {reward.shape}, expected ({len(data)},)")
+            self.reward = tensor(reward)
 
     def sample(self, count: int, generator: torch.Generator) -> TensorBatch:
         idx = torch.randint(self.size, (count,), generator=generator, device=self.obs.device)
         batch = TensorBatch(obs=self.obs[idx], act=self.act[idx], next_obs=self.next_obs[idx], done=self.done[idx])
         if self.reward is not None:
-            batch["reward"] = torch.full((count,), self.reward, device=self.obs.device)
+            batch["reward"] = (self.reward[idx] if isinstance(self.reward, torch.Tensor)
+                               else torch.full((count,), self.reward, device=self.obs.device))
+            batch["expert"] = torch.full((count,), self.expert, device=self.obs.device)
         return batch
 
 
@@ -43,7 +51,8 @@ class Source:
     """A mixture component: its transitions, the reward its label gives, and its share of each batch."""
     data: Transitions
     count: int
-    reward: float | None = None
+    reward: float | np.ndarray | None = None  # a constant, or one reward per transition
+    expert: bool = False  # rows are flagged in batch["expert"] (e.g. for a BC term on the expert half)
 
 
 class MixtureSampler:
@@ -54,7 +63,8 @@ class MixtureSampler:
     def __init__(self, sources: dict[str, Source], normalizer: Normalizer, seed: int, device: torch.device):
         self.normalizer, self.device = normalizer, torch.device(device)
         self.counts = {name: s.count for name, s in sources.items()}
-        self.tensors = {name: TransitionTensors(s.data, normalizer, self.device, s.reward) for name, s in sources.items()}
+        self.tensors = {name: TransitionTensors(s.data, normalizer, self.device, s.reward, s.expert)
+                        for name, s in sources.items()}
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
 
@@ -65,7 +75,7 @@ class MixtureSampler:
     def replace(self, name: str, source: Source) -> None:
         """Swap one component's data (e.g. a new round of augmented transitions)."""
         self.counts[name] = source.count
-        self.tensors[name] = TransitionTensors(source.data, self.normalizer, self.device, source.reward)
+        self.tensors[name] = TransitionTensors(source.data, self.normalizer, self.device, source.reward, source.expert)
 
     def sample(self) -> TensorBatch:
         parts = [self.tensors[name].sample(count, self.generator) for name, count in self.counts.items() if count]

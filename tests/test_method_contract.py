@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.config import resolve_config
+from benchmark.profiles import get_profile
 from envs.tasks import TaskSpec
 from methods.data import synthetic_data
 from methods.registry import available
@@ -18,9 +20,11 @@ STEPS = 5
 
 
 def build(name: str, seed: int = 0):
+    """The method with the smoke profile's budgets (e.g. SRA's tiny dynamics model), as CI runs it."""
     cls = available()[name]
+    config = resolve_config(cls, get_profile("smoke").method_overrides.get(name, {}))
     torch.manual_seed(seed)
-    method = cls(TASK, synthetic_data(), cls.Config(), seed, torch.device("cpu"))
+    method = cls(TASK, synthetic_data(), config, seed, torch.device("cpu"))
     method.pretrain(lambda iterable=None, **kw: iterable if iterable is not None else range(kw.get("total", 0)))
     return method
 

@@ -25,6 +25,8 @@ class IQLConfig:
     temperature: float = 3.0        # beta in exp(beta * advantage)
     max_weight: float = 100.0       # advantage weights are clamped here
     lr_schedule_steps: int = 0      # cosine decay of the actor lr over this many updates (0: constant)
+    expert_bc_weight: float = 0.0   # SRA's IQL + BC: + this x mean NLL on the batch rows flagged expert
+    lr_drop_at: int = 0             # SRA on maze2d: at this update every lr becomes the actor's lr / 10 (0: off)
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -43,9 +45,15 @@ def critic_loss(critic: EnsembleCritic, obs, act, reward, done, next_v, gamma: f
     return ensemble_td_loss(critic(obs, act), target)
 
 
-def actor_loss(actor: TanhGaussianActor, obs, act, advantage, temperature: float, max_weight: float):
+def actor_loss(actor: TanhGaussianActor, obs, act, advantage, temperature: float, max_weight: float,
+               expert=None, expert_bc_weight: float = 0.0):
+    """Advantage-weighted NLL; with ``expert_bc_weight``, plus that times the plain NLL of the expert rows."""
     weights = torch.exp(temperature * advantage).clamp(max=max_weight)
-    return -(weights * actor.log_prob(obs, act)).mean()
+    log_prob = actor.log_prob(obs, act)
+    loss = -(weights * log_prob).mean()
+    if expert_bc_weight:
+        loss = loss - expert_bc_weight * (expert * log_prob).sum() / expert.sum().clamp(min=1.0)
+    return loss
 
 
 class IQL(LearnerBase):
@@ -71,6 +79,13 @@ class IQL(LearnerBase):
             parts["actor_schedule"] = self.actor_schedule
         return parts
 
+    def _drop_learning_rates(self) -> None:
+        """Every lr becomes the actor's current lr / 10, and the actor's schedule stops (SRA, maze2d)."""
+        lr = self.actor_optimizer.param_groups[0]["lr"] / 10
+        for optimizer in (self.actor_optimizer, self.critic_optimizer, self.value_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+
     def update(self, batch) -> dict[str, torch.Tensor]:
         c = self.config
         obs, act = batch["obs"], batch["act"]
@@ -81,10 +96,14 @@ class IQL(LearnerBase):
         step(self.value_optimizer, loss_v)
         loss_q = critic_loss(self.critic, obs, act, batch["reward"], batch["done"], next_v, c.gamma)
         step(self.critic_optimizer, loss_q)
-        loss_pi = actor_loss(self.actor, obs, act, advantage, c.temperature, c.max_weight)
+        loss_pi = actor_loss(self.actor, obs, act, advantage, c.temperature, c.max_weight,
+                             batch.get("expert"), c.expert_bc_weight)
         step(self.actor_optimizer, loss_pi)
-        if self.actor_schedule:
+        dropped = c.lr_drop_at and self.num_updates >= c.lr_drop_at
+        if self.actor_schedule and not dropped:
             self.actor_schedule.step()
+        if c.lr_drop_at and self.num_updates + 1 == c.lr_drop_at:
+            self._drop_learning_rates()
         soft_update(self.critic_target, self.critic, c.tau)
         self.num_updates += 1
         return {"loss/value": loss_v.detach(), "loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(),

@@ -1,0 +1,271 @@
+"""SRA: Self-paced Reverse Augmentation (Shao, Shi, Guo, Li; "Offline Imitation Learning with Model-based
+Reverse Augmentation", KDD 2024). Official code: sh-jj/SRA-KDD-2024; SPEC §5 lists where we follow it.
+
+A reverse dynamics model and a reverse behaviour policy generate short trajectories that *end* in goal
+states (expert states, plus supplementary states the current policy is already confident about), so the
+learner sees how to get back to the expert's states from states the data never visited. Rounds of
+augmentation start after a warm-up; each keeps the least-confident generated states (self-paced
+resampling, p ∝ 1 / (exp(Conf) + 1e-5)). Rewards: expert 1, supplementary 0, augmented 0; the learner
+is IQL + BC on the expert half (or TD3+BC / AWAC / SAC-N for Table 4).
+
+Deviations: round 1 uses the expanded goal set (the official code uses expert goals only there, by a
+bug); the maze2d schedule (warm-up 50k, a round every 20k, 200k steps) is our documented choice, since
+the released maze script cannot run. Ablations: ``direction="forward"``, ``goal_expansion=False``,
+``resampling="uniform"``, ``horizon``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from methods.base import Method, act_numpy
+from methods.cvae import CVAE, CVAEConfig, uniform_actions
+from methods.data import Transitions
+from methods.dynamics import DynamicsConfig, DynamicsEnsemble
+from methods.learners import AWACConfig, IQLConfig, SACNConfig, build_learner
+from methods.registry import register
+from methods.sampling import MixtureSampler, Source
+
+CHUNK = 65_536  # states per forward pass when scoring whole datasets
+
+
+@dataclass(frozen=True)
+class Config:
+    num_steps: int = 200_000             # the run's length (filled in by the runner from the profile)
+    warmup_steps: int | None = None      # None: maze2d 50k, locomotion 200k
+    round_every: int | None = None       # None: maze2d 20k, locomotion 50k
+    augmentation_budget: int = 4_000_000  # augmented transitions over all rounds (B = budget // rounds)
+    pool_cap: int = 4_000_000            # cumulative augmented pool keeps the newest this many
+    horizon: int | None = None           # h' reverse steps; None: 5 (maze2d, hopper) or 1
+    reverse_policy: str | None = None    # uniform | cvae; None: uniform (maze2d, hopper) or cvae
+    model_ratio: float | None = None     # share of augmented data in the mixture half; None: per task
+    direction: str = "reverse"           # ablation: "forward" rolls a forward model out of the goals
+    goal_expansion: bool = True          # ablation: False = expert states only as goals
+    resampling: str = "confidence"       # ablation: "uniform" keeps generated states uniformly
+    goal_quantile: float = 0.8           # D^S states above this quantile of expert Conf become goals
+    goal_cap_factor: int = 10            # at most this many x |D^E| new goals per round
+    goal_batch: int = 2000               # goals per round: 90% expert, 7% accumulated, 3% newest
+    candidate_factor: int = 2            # generate this many x K candidates per reverse step
+    drop_last: bool = True               # drop each episode's final transition (official data handling)
+    expert_batch_size: int = 256
+    mixture_batch_size: int = 256
+    learner_lr: float | None = None      # IQL only: all lrs; None: maze2d 1e-3, locomotion 1e-4
+    lr_drop: bool | None = None          # IQL only: at half the run all lrs -> actor lr / 10; None: maze2d
+    model: DynamicsConfig = field(default_factory=DynamicsConfig)
+    cvae: CVAEConfig = field(default_factory=CVAEConfig)
+    learner: IQLConfig = field(default_factory=lambda: IQLConfig(weight_decay=5e-3, expert_bc_weight=1.0,
+                                                                 lr_schedule_steps=500_000))
+
+
+def task_defaults(task) -> dict:
+    """SPEC §5 SRA, items 3, 8, 9: per-task horizon, reverse policy, model ratio and schedule."""
+    maze, env = task.family == "maze2d", task.name.split("-")[0]
+    short = maze or env == "hopper"
+    ratio = {"umaze": 0.7, "medium": 0.5, "large": 0.5}.get(task.maze_map) if maze else (0.5 if env == "hopper" else 0.1)
+    return {"horizon": 5 if short else 1, "reverse_policy": "uniform" if short else "cvae", "model_ratio": ratio,
+            "warmup_steps": 50_000 if maze else 200_000, "round_every": 20_000 if maze else 50_000,
+            "learner_lr": 1e-3 if maze else 1e-4, "lr_drop": maze}
+
+
+@torch.no_grad()
+def confidence(actor, obs_norm: torch.Tensor) -> torch.Tensor:
+    """Conf_pi(s) = log pi(tanh(mu(s)) | s): the policy's log-likelihood of its own mean action."""
+    return torch.cat([actor.log_prob(chunk, actor.act(chunk)) for chunk in obs_norm.split(CHUNK)])
+
+
+def select_goals(conf_supp: torch.Tensor, conf_expert: torch.Tensor, quantile: float, cap: int) -> torch.Tensor:
+    """Indices of supplementary states more confident than the expert quantile, the top ``cap`` of them."""
+    above = torch.nonzero(conf_supp > torch.quantile(conf_expert, quantile)).squeeze(-1)
+    if len(above) > cap:
+        above = above[conf_supp[above].topk(cap).indices]
+    return above
+
+
+def keep_probabilities(conf: torch.Tensor, mode: str) -> torch.Tensor:
+    """Self-paced resampling: p ∝ 1 / (exp(Conf) + 1e-5), favouring states the policy is unsure about."""
+    if mode == "uniform":
+        return torch.ones_like(conf)
+    return 1.0 / (torch.exp(conf.clamp(max=80.0)) + 1e-5)
+
+
+@register
+class SRA(Method):
+    name = "sra"
+    description = "Self-paced reverse augmentation (the paper's method) with IQL + BC"
+    Config = Config
+
+    def __init__(self, task, data, config: Config, seed, device):
+        super().__init__(task, data, config, seed, device)
+        defaults = task_defaults(task)
+        self.settings = {k: getattr(config, k) if getattr(config, k) is not None else v for k, v in defaults.items()}
+        self.expert = data.expert.without_last() if config.drop_last else data.expert
+        self.supplementary = data.supplementary.without_last() if config.drop_last else data.supplementary
+        self.learner = build_learner(self._learner_config(), task, self.device)
+        self.sampler = MixtureSampler(
+            {"expert": Source(self.expert, config.expert_batch_size, 1.0, expert=True),
+             "supplementary": Source(self.supplementary, config.mixture_batch_size, 0.0)},
+            data.normalizer, seed, self.device)
+        self.model = DynamicsEnsemble(task.obs_dim, task.act_dim, config.model, data.normalizer,
+                                      config.direction).to(self.device)
+        self.cvae = (CVAE(task.obs_dim, task.act_dim, config.cvae).to(self.device)
+                     if self.settings["reverse_policy"] == "cvae" else None)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        start, every = self.settings["warmup_steps"], self.settings["round_every"]
+        self.round_steps = list(range(start, config.num_steps, every))
+        self.goal_indices = torch.zeros(0, dtype=torch.long)   # accumulated supplementary goals
+        self.augmented: Transitions | None = None              # cumulative pool
+        self.history: list[np.ndarray] = []                    # a sample of each round's states, for plots
+        self.phase_times = {"model": 0.0, "reverse_policy": 0.0, "augmentation": 0.0}
+
+    def _learner_config(self):
+        c, s = self.config, self.settings
+        if not isinstance(c.learner, IQLConfig):
+            return c.learner
+        lr = s["learner_lr"]
+        return dataclasses.replace(c.learner, actor_lr=lr, critic_lr=lr, value_lr=lr,
+                                   lr_drop_at=c.num_steps // 2 if s["lr_drop"] else 0)
+
+    # ------------------------------------------------------------------------------------ pretrain
+    def pretrain(self, progress) -> None:
+        start = time.perf_counter()
+        both = Transitions.concat(self.expert, self.supplementary)
+        self.model.fit(both, self.seed, progress)
+        self.phase_times["model"] = time.perf_counter() - start
+        if self.cvae is not None:
+            start = time.perf_counter()
+            cond = self.data.normalizer(torch.as_tensor(both.next_observations, device=self.device))
+            self.cvae.fit(cond, torch.as_tensor(both.actions, device=self.device), self.generator, progress)
+            self.phase_times["reverse_policy"] = time.perf_counter() - start
+
+    # -------------------------------------------------------------------------------- augmentation
+    def _goals(self, conf_expert: torch.Tensor) -> torch.Tensor:
+        c, n = self.config, self.config.goal_batch
+        expert_obs = torch.as_tensor(self.expert.observations, device=self.device)
+        pick = lambda pool, k: pool[torch.randint(len(pool), (k,), generator=self.generator, device=self.device)]
+        if not c.goal_expansion:
+            return pick(expert_obs, n)
+        supp_obs = self.sampler.tensors["supplementary"].obs  # normalized
+        conf_supp = confidence(self.learner.actor, supp_obs)
+        newest = select_goals(conf_supp, conf_expert, c.goal_quantile, c.goal_cap_factor * len(self.expert))
+        self.goal_indices = torch.unique(torch.cat([self.goal_indices.to(self.device), newest]))
+        raw_supp = torch.as_tensor(self.supplementary.observations, device=self.device)
+        n_acc, n_new = int(0.07 * n), int(0.03 * n)
+        parts = [pick(expert_obs, n - n_acc - n_new)]
+        for indices, k in ((self.goal_indices, n_acc), (newest, n_new)):
+            parts.append(pick(raw_supp[indices], k) if len(indices) else pick(expert_obs, k))
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def augmentation_round(self) -> dict[str, float]:
+        """Goals -> h' model steps (backwards by default), keeping K least-confident states per step."""
+        c, h = self.config, self.settings["horizon"]
+        norm, actor = self.data.normalizer, self.learner.actor
+        conf_expert = confidence(actor, self.sampler.tensors["expert"].obs)
+        pool = self._goals(conf_expert)
+        keep = max(1, c.augmentation_budget // max(len(self.round_steps), 1) // h)
+        steps = []
+        for _ in range(h):
+            starts = pool[torch.randint(len(pool), (c.candidate_factor * keep,), generator=self.generator,
+                                        device=self.device)]
+            actions = (self.cvae.sample(norm(starts), self.generator) if self.cvae is not None
+                       else uniform_actions(len(starts), self.task.act_dim, self.generator, self.device))
+            ends = self.model.step(starts, actions)
+            p = keep_probabilities(confidence(actor, norm(ends)), c.resampling)
+            kept = torch.multinomial(p, keep, replacement=False, generator=self.generator)
+            starts, actions, ends = starts[kept], actions[kept], ends[kept]
+            before, after = (ends, starts) if c.direction == "reverse" else (starts, ends)
+            steps.append((before, actions, after))
+            pool = ends
+        obs, act, next_obs = (torch.cat(parts).cpu().numpy() for parts in zip(*steps))
+        new = Transitions(obs, act, next_obs, np.zeros(len(act), bool), np.zeros(len(act), bool),
+                          np.zeros(0, np.int64))
+        self.augmented = new if self.augmented is None else Transitions.concat(self.augmented, new)
+        if len(self.augmented) > c.pool_cap:
+            self.augmented = self.augmented.select(np.arange(len(self.augmented) - c.pool_cap, len(self.augmented)),
+                                                   np.zeros(0, np.int64))
+        self._mix(new)
+        rng = np.random.default_rng(len(self.history))
+        self.history.append(obs[rng.choice(len(obs), min(len(obs), 2000), replace=False)])
+        return {"aug/new": float(len(new)), "aug/pool": float(len(self.augmented)),
+                "aug/goals": float(len(self.goal_indices))}
+
+    def _mix(self, newest: Transitions) -> None:
+        """Mixture half: D^S (1 - r), cumulative pool 0.7 r, newest round 0.3 r."""
+        n, r = self.config.mixture_batch_size, self.settings["model_ratio"]
+        n_pool = round(n * r * 0.7)
+        n_new = round(n * r) - n_pool
+        self.sampler.replace("supplementary", Source(self.supplementary, n - n_pool - n_new, 0.0))
+        self.sampler.replace("augmented", Source(self.augmented, n_pool, 0.0))
+        self.sampler.replace("newest", Source(newest, n_new, 0.0))
+
+    # ---------------------------------------------------------------------------------- interface
+    def update(self, step: int) -> dict[str, float]:
+        metrics = {}
+        if step in self.round_steps:
+            start = time.perf_counter()
+            metrics = self.augmentation_round()
+            self.phase_times["augmentation"] += time.perf_counter() - start
+        return {**self.learner.update(self.sampler.sample()), **metrics}
+
+    def act(self, obs):
+        return act_numpy(self.learner, self.data.normalizer, obs, self.device)
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """Saved by the runner with the result: the augmented states of each round (for `bench plot`)."""
+        return {f"round_{i}": states for i, states in enumerate(self.history)}
+
+    def state_dict(self) -> dict:
+        aug = None if self.augmented is None else dataclasses.asdict(self.augmented)
+        newest = self.sampler.tensors.get("newest")
+        return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),
+                "model": self.model.state_dict(), "cvae": None if self.cvae is None else self.cvae.state_dict(),
+                "generator": self.generator.get_state(), "goal_indices": self.goal_indices.cpu(),
+                "augmented": aug, "newest_size": 0 if newest is None else newest.size, "history": self.history,
+                "phase_times": dict(self.phase_times)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.model.load_state_dict(state["model"])
+        if self.cvae is not None:
+            self.cvae.load_state_dict(state["cvae"])
+        self.generator.set_state(state["generator"])
+        self.goal_indices = state["goal_indices"]
+        self.history, self.phase_times = list(state["history"]), dict(state["phase_times"])
+        if state["augmented"] is not None:
+            self.augmented = Transitions(**state["augmented"])
+            size = state["newest_size"]
+            self._mix(self.augmented.select(np.arange(len(self.augmented) - size, len(self.augmented)),
+                                            np.zeros(0, np.int64)))
+        self.sampler.load_state_dict(state["sampler"])
+
+
+@dataclass(frozen=True)
+class AWACVariantConfig(Config):
+    learner: AWACConfig = field(default_factory=AWACConfig)
+
+
+@dataclass(frozen=True)
+class SACNVariantConfig(Config):
+    learner: SACNConfig = field(default_factory=SACNConfig)
+
+
+@register
+class SRAIQL(SRA):
+    name, description = "sra-iql", "SRA with IQL + BC (= sra)"
+
+
+@register
+class SRAAWAC(SRA):
+    name, description, Config = "sra-awac", "SRA augmentation feeding AWAC", AWACVariantConfig
+
+
+@register
+class SRASACN(SRA):
+    name, description, Config = "sra-sacn", "SRA augmentation feeding SAC-N", SACNVariantConfig
+
+# sra-td3bc (Table 4) is not registered yet: Conf_pi needs a stochastic policy, and how the paper scored
+# states under TD3+BC's deterministic actor is not published.

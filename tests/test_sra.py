@@ -1,0 +1,121 @@
+"""SRA and its blocks: dynamics ensembles, reverse rollouts on maze2d, self-paced resampling, resume."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.config import resolve_config
+from benchmark.grid import expand_grid
+from benchmark.profiles import get_profile
+from benchmark.runner import RunOptions, SimulatedKill, load_imitation_data, run_one
+from envs.maze import MazeGrid, make_maze_env
+from methods.data import Normalizer, Transitions
+from methods.dynamics import DynamicsConfig, DynamicsEnsemble
+from methods.registry import get_method
+from methods.sra import keep_probabilities
+
+SMALL_MODEL = DynamicsConfig(num_members=3, hidden_dims=(64, 64), optimizer="adam", lr=3e-3, batch_size=128,
+                             epochs=60, grad_clip=0)
+
+
+def linear_system(n: int = 4000, seed: int = 0) -> Transitions:
+    """s' = A s + B a with a stable A: both directions are exactly learnable."""
+    rng = np.random.default_rng(seed)
+    A = np.array([[0.9, 0.2, 0.0], [-0.1, 0.8, 0.1], [0.0, 0.3, 0.7]])
+    B = np.array([[0.5, 0.0], [0.0, 0.4], [0.2, -0.3]])
+    s = rng.normal(size=(n, 3)).astype(np.float32)
+    a = rng.uniform(-1, 1, (n, 2)).astype(np.float32)
+    s2 = (s @ A.T + a @ B.T).astype(np.float32)
+    return Transitions(s, a, s2, np.zeros(n, bool), np.zeros(n, bool), np.arange(0, n, 100))
+
+
+@pytest.mark.parametrize("direction", ["reverse", "forward"])
+def test_dynamics_ensemble_learns_a_linear_system(direction):
+    data = linear_system()
+    torch.manual_seed(0)
+    model = DynamicsEnsemble(3, 2, SMALL_MODEL, Normalizer.fit(data.observations), direction)
+    model.fit(data, seed=0)
+    test = linear_system(500, seed=1)
+    s_in, s_out = ((test.observations, test.next_observations) if direction == "forward"
+                   else (test.next_observations, test.observations))
+    pred = model.step(torch.as_tensor(s_in), torch.as_tensor(test.actions)).numpy()
+    baseline = np.mean((s_out - s_in) ** 2)  # predicting "no change"
+    assert np.mean((pred - s_out) ** 2) < 0.02 * baseline
+
+
+def test_gaussian_ensemble_with_holdout_picks_elites():
+    data = linear_system()
+    config = DynamicsConfig(num_members=4, num_elites=2, gaussian=True, hidden_dims=(64, 64), optimizer="adam",
+                            lr=3e-3, batch_size=128, epochs=30, holdout_ratio=0.2, grad_clip=0)
+    model = DynamicsEnsemble(3, 2, config, Normalizer.fit(data.observations), "forward")
+    info = model.fit(data, seed=0)
+    assert len(model.elites) == 2 and info["model/holdout_mse"] < 0.05
+    gen = torch.Generator().manual_seed(0)
+    sample = model.step(torch.as_tensor(data.observations[:50]), torch.as_tensor(data.actions[:50]), gen, sample=True)
+    assert torch.isfinite(sample).all()
+
+
+def test_resampling_favours_low_confidence():
+    conf = torch.tensor([-5.0, 0.0, 5.0, 20.0])
+    p = keep_probabilities(conf, "confidence")
+    assert torch.all(p[:-1] > p[1:])
+    kept = torch.multinomial(keep_probabilities(torch.linspace(-3, 3, 1000), "confidence"), 200,
+                             generator=torch.Generator().manual_seed(0))
+    assert kept.float().mean() < 350  # far below the uniform mean index (~500)
+    assert torch.all(keep_probabilities(conf, "uniform") == 1)
+
+
+def sra_method(task, seed=0, **overrides):
+    cls = get_method("sra")
+    smoke = get_profile("smoke").method_overrides["sra"]
+    config = resolve_config(cls, smoke, {"model": {"hidden_dims": [128, 128], "max_steps": 400, "optimizer": "adam",
+                                                   "lr": 1e-3}, "num_steps": 300}, overrides)
+    data = load_imitation_data(task, "smoke", 5)
+    torch.manual_seed(seed)
+    method = cls(task, data, config, seed, torch.device("cpu"))
+    method.pretrain(lambda iterable, **_: iterable)
+    return method
+
+
+def test_reverse_rollouts_end_in_goals_and_stay_in_the_maze(umaze_smoke):
+    method = sra_method(umaze_smoke)
+    info = method.augmentation_round()
+    aug = method.augmented
+    h, keep = method.settings["horizon"], len(aug) // method.settings["horizon"]
+    assert info["aug/new"] == len(aug) and h == 5
+    # step 0 ends in goal states; every later step ends where the previous one started (walks backwards)
+    first = aug.select(np.arange(keep), np.zeros(0, np.int64))
+    goals = np.concatenate([method.expert.observations, method.supplementary.observations])
+    dist = np.min(np.linalg.norm(first.next_observations[:200, None, :2] - goals[None, :, :2], axis=-1), axis=1)
+    assert np.median(dist) < 1e-4
+    for i in range(1, h):
+        ends = aug.next_observations[i * keep:(i + 1) * keep]
+        assert np.isin(ends[:, 0], aug.observations[(i - 1) * keep:i * keep, 0]).all()
+    # predicted predecessors lie inside the maze's outer walls, mostly in free cells
+    grid = MazeGrid.from_env(make_maze_env(umaze_smoke))
+    cells = np.array([grid.xy_to_cell(p) for p in aug.observations[:, :2]])
+    rows, cols = grid.walls.shape
+    half = np.array([cols / 2, rows / 2])
+    assert np.mean(np.all(np.abs(aug.observations[:, :2]) < half, axis=1)) > 0.99
+    assert np.mean(~grid.walls[cells[:, 0], cells[:, 1]]) > 0.8
+
+
+def test_augmentation_round_is_deterministic_for_a_seed(umaze_smoke):
+    a, b = sra_method(umaze_smoke), sra_method(umaze_smoke)
+    a.augmentation_round(), b.augmentation_round()
+    np.testing.assert_array_equal(a.augmented.observations, b.augmented.observations)
+    np.testing.assert_array_equal(a.augmented.actions, b.augmented.actions)
+
+
+def test_resume_after_an_augmentation_round_equals_uninterrupted(umaze_smoke, tmp_path):
+    spec = expand_grid(["sra"], ["maze2d-umaze-sparse"], [0], get_profile("smoke"))[0]
+    options = dict(device="cpu", show_progress=False)
+    straight = run_one(spec, RunOptions(root=tmp_path / "a", **options))
+    with pytest.raises(SimulatedKill):  # rounds at updates 100 and 200; last checkpoint at 200
+        run_one(spec, RunOptions(root=tmp_path / "b", stop_after_step=250, **options))
+    resumed = run_one(spec, RunOptions(root=tmp_path / "b", **options))
+    assert resumed["curve"] == straight["curve"]
+    assert straight["phase_times_s"]["method/augmentation"] > 0
+    artifacts = np.load(tmp_path / "a" / "runs" / spec.run_key / "artifacts.npz")
+    assert sorted(artifacts.files) == ["round_0", "round_1"]
