@@ -129,3 +129,28 @@ def save(fig: Figure, stem) -> bytes:
     fig.savefig(f"{stem}.svg", bbox_inches="tight")
     plt.close(fig)
     return png
+
+
+def augmentation_rounds(walls: np.ndarray, rounds: list[np.ndarray], expert: np.ndarray | None = None,
+                        title: str = "") -> plt.Figure:
+    """SRA's picture: augmented states of successive rounds over the maze layout (one panel per round)."""
+    rows, cols = walls.shape
+    count = max(len(rounds), 1)
+    fig, axes = plt.subplots(1, count, figsize=(2.6 * count, 2.6 * rows / cols + 0.4), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        for r, c in np.argwhere(walls):  # cell (r, c) spans x in [c - cols/2, +1], y in [rows/2 - r - 1, +1]
+            ax.add_patch(plt.Rectangle((c - cols / 2, rows / 2 - r - 1), 1, 1, color="0.35"))
+        if expert is not None:
+            ax.scatter(expert[:, 0], expert[:, 1], s=1, c="black", alpha=0.3, label="expert states")
+        if i < len(rounds):
+            ax.scatter(rounds[i][:, 0], rounds[i][:, 1], s=2, c="tab:orange", alpha=0.5, label="augmented")
+        ax.set_xlim(-cols / 2, cols / 2)
+        ax.set_ylim(-rows / 2, rows / 2)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(f"round {i + 1}", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -119,3 +119,9 @@ def test_resume_after_an_augmentation_round_equals_uninterrupted(umaze_smoke, tm
     assert straight["phase_times_s"]["method/augmentation"] > 0
     artifacts = np.load(tmp_path / "a" / "runs" / spec.run_key / "artifacts.npz")
     assert sorted(artifacts.files) == ["round_0", "round_1"]
+    # the augmentation picture is drawn from the saved rounds
+    from click.testing import CliRunner
+    from benchmark.cli import main
+    out = CliRunner().invoke(main, ["plot", "augmentation", "--task", "maze2d-umaze-sparse", "--run", str(tmp_path / "a")])
+    assert out.exit_code == 0 and "2 rounds" in out.output, out.output
+    assert (tmp_path / "a" / "runs" / spec.run_key / "augmentation.png").stat().st_size > 1000
