@@ -191,6 +191,45 @@ def _print_scores(results: list[dict], profile: str) -> None:
         click.echo(f"  {variant:<20} {task:<24} {np.mean(scores):7.1f} +- {se:5.1f}  (n={len(scores)})")
 
 
+# ------------------------------------------------------------------------------------------------- plot
+@main.group("plot")
+def plot_group() -> None:
+    """Figures that need more than the report (e.g. SRA's augmented states)."""
+
+
+@plot_group.command("augmentation")
+@click.option("--task", required=True, help="A maze2d task, e.g. maze2d-medium-sparse.")
+@click.option("--run", "run_path", required=True, type=click.Path(file_okay=False),
+              help="An SRA run directory, or a results directory holding SRA runs of the task.")
+@click.option("--out", default=None, type=click.Path(dir_okay=False), help="PNG path [default: RUN/augmentation.png].")
+def plot_augmentation(task: str, run_path: str, out: str | None) -> None:
+    """SRA's augmented states after successive rounds, over the maze layout."""
+    from benchmark.plots import augmentation_rounds, save
+    from benchmark.store import ARTIFACTS_FILE, read_result
+    from envs.maze import MazeGrid, make_maze_env
+    from envs.tasks import get_task
+    spec = get_task(task)
+    if spec.family != "maze2d":
+        raise BenchError(f"augmentation plots are drawn over a maze layout; {task} is not a maze2d task")
+    root = Path(run_path)
+    found = [root] if (root / ARTIFACTS_FILE).exists() else sorted(
+        p.parent for p in root.glob(f"runs/sra*/{task}/*/{ARTIFACTS_FILE}"))
+    if not found:
+        raise BenchError(f"no SRA augmentation data ({ARTIFACTS_FILE}) under {root} for {task}; run "
+                         f"`bench run --methods sra --envs {task}` first")
+    run_dir = found[0]
+    result = read_result(run_dir / "result.json")
+    if result["task"] != task:
+        raise BenchError(f"{run_dir} is a run of {result['task']}, not {task}")
+    arrays = np.load(run_dir / ARTIFACTS_FILE)
+    rounds = [arrays[k] for k in sorted(arrays.files, key=lambda k: int(k.split("_")[1]))]
+    walls = MazeGrid.from_env(make_maze_env(spec)).walls
+    fig = augmentation_rounds(walls, rounds, title=f"{result['variant']} on {task}, seed {result['seed']}")
+    target = Path(out) if out else run_dir / "augmentation.png"
+    save(fig, target.with_suffix(""))
+    click.echo(f"wrote {target.with_suffix('.png')} and .svg ({len(rounds)} rounds from {run_dir})")
+
+
 # ----------------------------------------------------------------------------------------------- report
 @main.command("report")
 @click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False))
@@ -207,6 +246,52 @@ def report_cmd(results: str, out: str, profile: str | None, reps: int | None) ->
         raise BenchError(str(e)) from None
     click.echo(summary.markdown)
     click.echo(f"\nwrote {', '.join(str(p) for p in summary.paths)}")
+
+
+# ------------------------------------------------------------------------------------------------- perf
+@main.command("perf")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--learners", default="iql,td3bc,awac,sacn", show_default=True,
+              help="Learners, comma-separated; sacn = SAC-N with 25 critics (maze2d), sacnN = N critics.")
+@click.option("--seconds", default=2.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Wall time of each timed run.")
+@click.option("--repeats", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Timed runs per measurement; the best counts.")
+@click.option("--obs-dim", default=17, show_default=True, type=click.IntRange(min=1))
+@click.option("--act-dim", default=6, show_default=True, type=click.IntRange(min=1))
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
+              help="torch.compile our learners' update (the reference stays eager).")
+def perf_cmd(device, learners, seconds, repeats, obs_dim, act_dim, batch_size, compile_) -> None:
+    """Updates per second of each learner on one fixed synthetic batch, vs a CORL-style reference IQL."""
+    from benchmark.perf import IQL_TARGET, REFERENCE, SACN_DEFAULT_CRITICS, SACN_TARGET, measure, parse_learners
+    chosen = parse_learners(learners)
+    report = measure(chosen, device=device, seconds=seconds, obs_dim=obs_dim, act_dim=act_dim,
+                     batch_size=batch_size, compile=compile_, repeats=repeats)
+    click.echo(f"device: {report.device} ({report.device_name}), torch {report.torch_version}, "
+               f"threads {' and '.join(map(str, report.thread_counts))} (default {report.default_threads}, "
+               f"{report.logical_cpus} logical CPUs), compile {'on' if report.compiled else 'off'}")
+    click.echo(f"batch {batch_size}, obs {obs_dim}, act {act_dim}; about {seconds:g} s per timed run, "
+               f"best of {repeats}; {REFERENCE} = CORL-style reference IQL (benchmark/perf_reference.py)\n")
+    click.echo(f"{'learner':<10} {'threads':>7} {'updates/s':>10}")
+    for m in report.measurements:
+        click.echo(f"{m.learner:<10} {m.threads:>7} {m.rate:>10.1f}")
+
+    def ratios(numerator: str, denominator: str, target: float, fmt: str) -> str:
+        parts = []
+        for threads in report.thread_counts:
+            value = report.ratio(numerator, denominator, threads)
+            parts.append("n/a" if value is None else
+                         f"{value:{fmt}} at {threads} thread{'s' if threads > 1 else ''} "
+                         f"({'ok' if value >= target else 'below target'})")
+        return "; ".join(parts)
+
+    sacn = f"sacn-{SACN_DEFAULT_CRITICS}"
+    click.echo(f"\nIQL / reference IQL:  {ratios('iql', REFERENCE, IQL_TARGET, '.2f')}  [target >= {IQL_TARGET:g}x]")
+    click.echo(f"SAC-N({SACN_DEFAULT_CRITICS}) / IQL:      {ratios(sacn, 'iql', SACN_TARGET, '.3f')}  "
+               f"[target >= {SACN_TARGET:.3f}]")
+    for note in report.notes:
+        click.echo(f"note: {note}")
 
 
 if __name__ == "__main__":
