@@ -14,7 +14,7 @@ from envs import BenchError
 from methods.base import Method
 
 ENTRY_POINT_GROUP = "bench.methods"
-BUILTIN_MODULES = ["methods.bc_exp", "methods.uds", "methods.sra", "methods.dwbc", "methods.demodice"]
+BUILTIN_MODULES = ["methods.bc_exp", "methods.uds", "methods.sra", "methods.demodice", "methods.dwbc", "methods.otil"]
 
 _REGISTRY: dict[str, type[Method]] = {}
 _loaded = False
