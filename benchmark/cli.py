@@ -261,16 +261,24 @@ def report_cmd(results: str, out: str, profile: str | None, reps: int | None) ->
 @click.option("--act-dim", default=6, show_default=True, type=click.IntRange(min=1))
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
-              help="torch.compile our learners' update (the reference stays eager).")
-def perf_cmd(device, learners, seconds, repeats, obs_dim, act_dim, batch_size, compile_) -> None:
+              help="torch.compile our learners' update (the reference stays eager; compiled code uses the "
+                   "stock matmuls, and was slower than eager on the CPU measured).")
+@click.option("--threads", default=None,
+              help="Torch thread counts to time, comma-separated. [default: 1 and torch's default]")
+@click.option("--onednn/--no-onednn", default=True, show_default=True,
+              help="Our nets' CPU matmuls through oneDNN (--no-onednn: stock PyTorch matmuls, to compare).")
+def perf_cmd(device, learners, seconds, repeats, obs_dim, act_dim, batch_size, compile_, threads, onednn) -> None:
     """Updates per second of each learner on one fixed synthetic batch, vs a CORL-style reference IQL."""
-    from benchmark.perf import IQL_TARGET, REFERENCE, SACN_DEFAULT_CRITICS, SACN_TARGET, measure, parse_learners
+    from benchmark.perf import (IQL_TARGET, REFERENCE, SACN_DEFAULT_CRITICS, SACN_TARGET, measure, parse_learners,
+                                parse_threads)
     chosen = parse_learners(learners)
     report = measure(chosen, device=device, seconds=seconds, obs_dim=obs_dim, act_dim=act_dim,
-                     batch_size=batch_size, compile=compile_, repeats=repeats)
+                     batch_size=batch_size, compile=compile_, threads=parse_threads(threads) if threads else None,
+                     repeats=repeats, onednn=onednn)
     click.echo(f"device: {report.device} ({report.device_name}), torch {report.torch_version}, "
                f"threads {' and '.join(map(str, report.thread_counts))} (default {report.default_threads}, "
-               f"{report.logical_cpus} logical CPUs), compile {'on' if report.compiled else 'off'}")
+               f"{report.logical_cpus} logical CPUs), compile {'on' if report.compiled else 'off'}, "
+               f"oneDNN matmuls {'on' if report.onednn else 'off'}")
     click.echo(f"batch {batch_size}, obs {obs_dim}, act {act_dim}; about {seconds:g} s per timed run, "
                f"best of {repeats}; {REFERENCE} = CORL-style reference IQL (benchmark/perf_reference.py)\n")
     click.echo(f"{'learner':<10} {'threads':>7} {'updates/s':>10}")

@@ -52,16 +52,6 @@ class Config:
 
 
 # ------------------------------------------------------------------------------------------------ losses
-def twice_differentiable(net: nn.Sequential) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``net`` through nn.functional.linear: the fast oneDNN path of methods.nets has no double backward,
-    which the gradient penalties need."""
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        for layer in net:
-            x = F.linear(x, layer.weight, layer.bias) if isinstance(layer, nn.Linear) else layer(x)
-        return x.squeeze(-1)
-    return forward
-
-
 def input_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """d sum(fn(x)) / dx, kept in the graph so a penalty on it trains fn."""
     x = x.detach().requires_grad_(True)
@@ -80,8 +70,7 @@ def discriminator_loss(disc: nn.Sequential, expert_sa: torch.Tensor, union_sa: t
     expert_logits, union_logits = disc(expert_sa).squeeze(-1), disc(union_sa).squeeze(-1)
     bce = F.softplus(-expert_logits).mean() + F.softplus(union_logits).mean()
     mixed = torch.cat([mix * expert_sa + (1 - mix) * union_sa, mix * union_sa[perm] + (1 - mix) * union_sa])
-    cost = twice_differentiable(disc)
-    grad = input_gradient(lambda x: -reward_from_logits(cost(x)), mixed)
+    grad = input_gradient(lambda x: -reward_from_logits(disc(x).squeeze(-1)), mixed)
     return bce + penalty * (grad.norm(dim=-1) - 1).pow(2).mean(), union_logits.detach()
 
 
@@ -93,7 +82,7 @@ def value_loss(nu: ValueFunction, init_obs: torch.Tensor, expert: dict, union: d
     loss = (1 - gamma) * nu(init_obs).mean() + (1 + alpha) * log_mean_exp
     states = torch.cat([union["obs"], mix * expert["obs"] + (1 - mix) * union["obs"],
                         mix * expert["next_obs"] + (1 - mix) * union["next_obs"]])
-    grad = input_gradient(twice_differentiable(nu.net), states)
+    grad = input_gradient(nu, states)
     return loss + penalty * grad.pow(2).sum(-1).mean(), advantage.detach()
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from methods.learners.base import LearnerBase, ensemble_td_loss, step
-from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, soft_update
+from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, no_param_grad, soft_update
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ def critic_loss(critic, critic_target, actor, log_alpha, batch, gamma) -> torch.
 
 def actor_and_alpha_loss(actor, critic, log_alpha, obs, target_entropy):
     action, log_prob = actor.sample(obs)
-    q = critic(obs, action).min(0).values
+    with no_param_grad(critic):  # the gradient goes through Q to the action, not into Q's weights
+        q = critic(obs, action).min(0).values
     actor_loss = (log_alpha.exp().detach() * log_prob - q).mean()
     alpha_loss = -(log_alpha * (log_prob.detach() + target_entropy)).mean()
     return actor_loss, alpha_loss, -log_prob.detach().mean()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from methods.learners.base import LearnerBase, ensemble_td_loss, step
-from methods.nets import DeterministicActor, EnsembleCritic, adam, frozen_copy, soft_update
+from methods.nets import DeterministicActor, EnsembleCritic, adam, frozen_copy, no_param_grad, soft_update
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ def critic_loss(critic, critic_target, actor_target, batch, gamma, policy_noise,
 
 def actor_loss(actor, critic, obs, act, alpha) -> tuple[torch.Tensor, torch.Tensor]:
     pi = actor(obs)
-    q = critic(obs, pi)[0]
+    with no_param_grad(critic):  # the gradient goes through Q to the action, not into Q's weights
+        q = critic(obs, pi)[0]
     lam = alpha / q.abs().mean().detach()
     bc = (pi - act).pow(2).mean()
     return -lam * q.mean() + bc, bc.detach()
@@ -56,6 +57,14 @@ class TD3BC(LearnerBase):
         return {"actor": self.actor, "actor_target": self.actor_target, "critic": self.critic,
                 "critic_target": self.critic_target, "actor_optimizer": self.actor_optimizer,
                 "critic_optimizer": self.critic_optimizer}
+
+    def state_dict(self) -> dict:  # the actor's last metrics are reported on critic-only steps: resume them too
+        return {**super().state_dict(), "last_actor": {k: v.detach().clone() for k, v in self._last_actor.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        device = next(self.actor.parameters()).device
+        self._last_actor = {k: v.to(device) for k, v in state["last_actor"].items()}
 
     def update(self, batch) -> dict[str, torch.Tensor]:
         c = self.config

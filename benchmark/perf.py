@@ -1,0 +1,265 @@
+"""``bench perf``: gradient updates per second of each learner on one fixed synthetic batch.
+
+Pure functions, no printing: ``measure`` builds each learner on a synthetic task, warms it up, times updates
+under one thread and under the default thread count, and times the CORL-style reference IQL
+(``benchmark/perf_reference.py``) the same way, so the ratios say how our hot loop compares to a plain one.
+Targets: our IQL at least 1.5x the reference, SAC-N (N=25, maze2d's count) at least 1/3 of our IQL.
+On CPU our nets run their matmuls through oneDNN (``methods.nets.ONEDNN_LINEAR``); ``onednn=False`` times
+the stock PyTorch path instead, to see what that buys on a given machine.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from envs import BenchError
+
+REFERENCE = "iql-corl"     # the row of the CORL-style reference IQL
+IQL_TARGET = 1.5           # ours / reference
+SACN_TARGET = 1 / 3        # SAC-N(25) / ours IQL
+SACN_DEFAULT_CRITICS = 25  # maze2d's N (SPEC §5)
+DEFAULT_LEARNERS = "iql,td3bc,awac,sacn"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    learner: str
+    threads: int
+    updates: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        """Updates per second."""
+        return self.updates / self.seconds
+
+
+@dataclass
+class PerfReport:
+    device: str
+    device_name: str
+    torch_version: str
+    thread_counts: list[int]
+    default_threads: int
+    logical_cpus: int | None
+    compiled: bool
+    onednn: bool
+    measurements: list[Measurement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def rate(self, learner: str, threads: int) -> float | None:
+        for m in self.measurements:
+            if m.learner == learner and m.threads == threads:
+                return m.rate
+        return None
+
+    def ratio(self, numerator: str, denominator: str, threads: int) -> float | None:
+        a, b = self.rate(numerator, threads), self.rate(denominator, threads)
+        return a / b if a is not None and b is not None else None
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def parse_learners(value: str) -> list[tuple[str, int | None]]:
+    """'iql,sacn,sacn10' -> [('iql', None), ('sacn', 25), ('sacn', 10)]; SAC-N takes its critic count as suffix."""
+    from methods.learners import LEARNERS
+    out = []
+    for raw in value.split(","):
+        name = raw.strip().lower()
+        if not name:
+            continue
+        if name.startswith("sacn"):
+            suffix = name[4:].lstrip("-=:")
+            if suffix and not (suffix.isdigit() and int(suffix) >= 1):
+                raise BenchError(f"bad SAC-N critic count in {raw!r}; e.g. sacn (N=25) or sacn10")
+            out.append(("sacn", int(suffix) if suffix else SACN_DEFAULT_CRITICS))
+        elif name in LEARNERS:
+            out.append((name, None))
+        else:
+            raise BenchError(f"unknown learner {raw!r}; valid: {', '.join(LEARNERS)} "
+                             "(SAC-N: sacn or sacnN, e.g. sacn10)")
+    if not out:
+        raise BenchError(f"no learners given; e.g. --learners {DEFAULT_LEARNERS}")
+    return out
+
+
+def parse_threads(value: str) -> list[int]:
+    """'1,2' -> [1, 2]."""
+    try:
+        counts = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 1:
+        raise BenchError(f"bad --threads {value!r}; give positive thread counts, e.g. 1,2")
+    return list(dict.fromkeys(counts))
+
+
+def label(name: str, critics: int | None) -> str:
+    return f"sacn-{critics}" if name == "sacn" else name
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchError("--device cuda asked for, but torch sees no CUDA device; use --device cpu or auto")
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise BenchError(f"bad device {device!r}; use auto, cpu or cuda") from None
+
+
+def synthetic_task(obs_dim: int, act_dim: int):
+    """A locomotion-like task spec (obs 17, act 6 by default): only the sizes matter here."""
+    from envs.tasks import TaskSpec
+    return TaskSpec(name="perf-synthetic", family="locomotion", env_id="none", dataset_prefix="bench/perf",
+                    max_episode_steps=1000, obs_dim=obs_dim, act_dim=act_dim)
+
+
+def synthetic_batch(obs_dim: int, act_dim: int, batch_size: int, device: torch.device, seed: int = 0) -> dict:
+    """One fixed batch, already on the device: normalized-looking observations, actions in (-1, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    batch = {
+        "obs": torch.randn(batch_size, obs_dim, generator=g),
+        "act": torch.rand(batch_size, act_dim, generator=g) * 1.98 - 0.99,
+        "reward": torch.randn(batch_size, generator=g),
+        "next_obs": torch.randn(batch_size, obs_dim, generator=g),
+        "done": (torch.rand(batch_size, generator=g) < 0.01).float(),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+# ------------------------------------------------------------------------------------------------ timing
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def calibrate(update: Callable[[], object], device: torch.device, seconds: float, warmup: int = 20) -> int:
+    """Warm up (``warmup`` updates; fewer, at least 3, if they take longer than ``seconds``), then probe
+    briefly: how many updates take about ``seconds``."""
+    start, done = time.perf_counter(), 0
+    while done < max(warmup, 3) and (done < 3 or time.perf_counter() - start < seconds):
+        update()
+        done += 1
+    _sync(device)
+    start, probe = time.perf_counter(), 0
+    while probe < 3 or time.perf_counter() - start < min(0.2, seconds / 4):
+        update()
+        probe += 1
+        if probe % 8 == 0:
+            _sync(device)
+    _sync(device)
+    return max(3, int(seconds * probe / (time.perf_counter() - start)))
+
+
+def time_updates(update: Callable[[], object], device: torch.device, count: int) -> float:
+    """Wall seconds of ``count`` updates (the device synchronized before reading the clock)."""
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(count):
+        update()
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _ours(name: str, critics: int | None, task, device: torch.device, compile_update: bool):
+    from methods.learners import LEARNERS, build_learner
+    _, config_cls = LEARNERS[name]
+    config = config_cls(num_critics=critics) if name == "sacn" else config_cls()
+    learner = build_learner(config, task, device)
+    return torch.compile(learner.update) if compile_update else learner.update
+
+
+def _reference(task, device: torch.device):
+    from benchmark.perf_reference import ReferenceIQL
+    return ReferenceIQL(task.obs_dim, task.act_dim, device).train
+
+
+def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, device: str = "auto",
+            seconds: float = 2.0, obs_dim: int = 17, act_dim: int = 6, batch_size: int = 256,
+            compile: bool = False, threads: list[int] | None = None, repeats: int = 2, warmup: int = 20,
+            seed: int = 0, onednn: bool = True) -> PerfReport:
+    """Updates/s of each learner, and of the reference IQL when IQL is asked for, per thread count.
+
+    ``threads`` defaults to [1, the default count]; the torch thread count is restored afterwards.
+    ``compile`` wraps our learners' ``update`` in ``torch.compile`` (the reference stays eager); a learner
+    that fails to compile is timed eagerly and the report notes it. ``onednn=False`` switches our nets'
+    oneDNN matmuls off for the call (restored afterwards)."""
+    from methods import nets
+    chosen = parse_learners(learners) if isinstance(learners, str) else list(learners)
+    dev = resolve_device(device)
+    default_threads = torch.get_num_threads()
+    thread_counts = threads or sorted({1, default_threads})
+    report = PerfReport(device=str(dev), device_name=device_name(dev), torch_version=torch.__version__,
+                        thread_counts=thread_counts, default_threads=default_threads,
+                        logical_cpus=os.cpu_count(), compiled=compile,
+                        onednn=bool(onednn and nets.ONEDNN_LINEAR and dev.type == "cpu" and not compile))
+    task = synthetic_task(obs_dim, act_dim)
+    batch = synthetic_batch(obs_dim, act_dim, batch_size, dev, seed)
+    # CORL's replay buffer hands out rewards and dones as (B, 1)
+    reference_batch = [batch["obs"], batch["act"], batch["reward"][:, None], batch["next_obs"], batch["done"][:, None]]
+    rows: list[tuple[str, Callable[[bool], Callable[[], object]]]] = []
+    for name, critics in chosen:
+        rows.append((label(name, critics), lambda c, n=name, k=critics: _bind(_ours(n, k, task, dev, c), batch)))
+        if name == "iql":
+            rows.append((REFERENCE, lambda c: _bind(_reference(task, dev), reference_batch)))
+    onednn_before = nets.ONEDNN_LINEAR
+    nets.ONEDNN_LINEAR = onednn_before and onednn
+    try:
+        for count in thread_counts:
+            torch.set_num_threads(count)
+            for row, seconds_taken in _time_interleaved(rows, report, dev, seconds, compile, warmup, repeats, seed):
+                report.measurements.append(Measurement(row, count, *seconds_taken))
+    finally:
+        torch.set_num_threads(default_threads)
+        nets.ONEDNN_LINEAR = onednn_before
+    return report
+
+
+def _time_interleaved(rows, report: PerfReport, device: torch.device, seconds: float, compile: bool, warmup: int,
+                      repeats: int, seed: int) -> list[tuple[str, tuple[int, float]]]:
+    """Build and calibrate every row, then ``repeats`` rounds that time each row once, in turn: a burst of
+    load from elsewhere on the machine hits one round of every row rather than all runs of one. Best round."""
+    updates, counts = {}, {}
+    for row, make in rows:
+        torch.manual_seed(seed)
+        try:
+            updates[row] = make(compile)
+            counts[row] = calibrate(updates[row], device, seconds, warmup)
+        except Exception as e:  # noqa: BLE001 - a compile failure is a result to report, not a crash
+            if not compile:
+                raise
+            note = f"{row}: torch.compile failed ({type(e).__name__}: {str(e).strip()[:120]!r}); timed eagerly"
+            if note not in report.notes:
+                report.notes.append(note)
+            torch.manual_seed(seed)
+            updates[row] = make(False)
+            counts[row] = calibrate(updates[row], device, seconds, warmup)
+    best = {row: float("inf") for row in updates}
+    for _ in range(max(1, repeats)):
+        for row, update in updates.items():
+            best[row] = min(best[row], time_updates(update, device, counts[row]))
+    return [(row, (counts[row], best[row])) for row in updates]
+
+
+def _bind(update: Callable, batch) -> Callable[[], object]:
+    return lambda: update(batch)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
