@@ -89,19 +89,22 @@ class ImitationData:
         return Transitions.concat(self.expert, self.supplementary)
 
 
+def synthetic_episodes(rng: np.random.Generator, weights: np.ndarray, count: int, horizon: int,
+                       expert: bool) -> Transitions:
+    """``count`` random-state episodes; expert actions are tanh(s W), the others uniform in [-1, 1]."""
+    n = count * horizon
+    obs = rng.normal(size=(n + 1, weights.shape[0])).astype(np.float32)
+    act = np.tanh(obs[:-1] @ weights) if expert else rng.uniform(-1, 1, (n, weights.shape[1]))
+    timeouts = np.zeros(n, bool)
+    timeouts[horizon - 1::horizon] = True
+    return Transitions(obs[:-1], act.astype(np.float32), obs[1:], np.zeros(n, bool), timeouts,
+                       np.arange(0, n, horizon, dtype=np.int64))
+
+
 def synthetic_data(obs_dim: int = 4, act_dim: int = 2, expert_episodes: int = 5, supplementary_episodes: int = 20,
                    horizon: int = 20, seed: int = 0) -> ImitationData:
     """Small random data for the shared method tester: expert actions are a fixed linear map of states."""
     rng = np.random.default_rng(seed)
     weights = rng.normal(size=(obs_dim, act_dim)) / np.sqrt(obs_dim)
-
-    def episodes(n: int, expert: bool) -> Transitions:
-        N = n * horizon
-        obs = rng.normal(size=(N + 1, obs_dim)).astype(np.float32)
-        act = np.tanh(obs[:-1] @ weights) if expert else rng.uniform(-1, 1, (N, act_dim))
-        timeouts = np.zeros(N, bool)
-        timeouts[horizon - 1::horizon] = True
-        return Transitions(obs[:-1], act.astype(np.float32), obs[1:], np.zeros(N, bool), timeouts,
-                           np.arange(0, N, horizon, dtype=np.int64))
-
-    return ImitationData.build(episodes(expert_episodes, True), episodes(supplementary_episodes, False))
+    return ImitationData.build(synthetic_episodes(rng, weights, expert_episodes, horizon, True),
+                               synthetic_episodes(rng, weights, supplementary_episodes, horizon, False))

@@ -12,7 +12,7 @@ from benchmark.runner import RunOptions, run_one
 from envs.datasets import reference_returns
 from envs.evaluation import evaluate, normalized_score
 from envs.tasks import TaskSpec
-from methods.data import ImitationData, Transitions
+from methods.data import ImitationData, Transitions, synthetic_episodes
 from methods.demodice import Config, DemoDICE, bc_weights, discriminator_loss, reward_from_logits
 from methods.nets import mlp
 
@@ -27,13 +27,7 @@ def toy_data(seed: int = 0, horizon: int = 20) -> tuple[ImitationData, np.ndarra
     weights = rng.normal(size=(TASK.obs_dim, TASK.act_dim)) / np.sqrt(TASK.obs_dim)
 
     def episodes(n: int, expert_like: bool) -> Transitions:
-        N = n * horizon
-        obs = rng.normal(size=(N + 1, TASK.obs_dim)).astype(np.float32)
-        act = np.tanh(obs[:-1] @ weights) if expert_like else rng.uniform(-1, 1, (N, TASK.act_dim))
-        timeouts = np.zeros(N, bool)
-        timeouts[horizon - 1::horizon] = True
-        return Transitions(obs[:-1], act.astype(np.float32), obs[1:], np.zeros(N, bool), timeouts,
-                           np.arange(0, N, horizon, dtype=np.int64))
+        return synthetic_episodes(rng, weights, n, horizon, expert_like)
 
     supplementary = Transitions.concat(episodes(20, True), episodes(20, False))
     mask = np.arange(len(supplementary)) < 20 * horizon

@@ -12,7 +12,7 @@ from benchmark.runner import RunOptions, run_one
 from envs.datasets import reference_returns
 from envs.evaluation import evaluate, normalized_score
 from envs.tasks import TaskSpec
-from methods.data import ImitationData, Transitions
+from methods.data import ImitationData, Transitions, synthetic_episodes
 from methods.dwbc import DWBC, Config, discriminator_loss, log_prob_per_dim, policy_loss
 from methods.nets import TanhGaussianActor
 
@@ -22,14 +22,7 @@ TOY = TaskSpec(name="toy", family="synthetic", env_id="none", dataset_prefix="be
 
 
 def episodes(rng, weights, count: int, expert: bool) -> Transitions:
-    """``count`` episodes; expert actions are tanh(s W), the others uniform in [-1, 1]."""
-    n = count * HORIZON
-    obs = rng.normal(size=(n + 1, OBS_DIM)).astype(np.float32)
-    act = np.tanh(obs[:-1] @ weights) if expert else rng.uniform(-1, 1, (n, ACT_DIM))
-    timeouts = np.zeros(n, bool)
-    timeouts[HORIZON - 1::HORIZON] = True
-    return Transitions(obs[:-1], act.astype(np.float32), obs[1:], np.zeros(n, bool), timeouts,
-                       np.arange(0, n, HORIZON, dtype=np.int64))
+    return synthetic_episodes(rng, weights, count, HORIZON, expert)
 
 
 def auc(positive: np.ndarray, negative: np.ndarray) -> float:
