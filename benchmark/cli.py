@@ -142,8 +142,11 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
 @click.option("--generate-missing", is_flag=True, help="Build missing datasets instead of stopping.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--no-shared-training", is_flag=True,
+              help="Train maze2d sparse and dense runs separately (by default each pair trains once: same data, "
+                   "same dynamics, only the evaluation reward differs).")
 def run_cmd(methods, envs, seeds, profile, set_items, config_file, out, workers, device, force, retry_failed,
-            generate_missing, tensorboard, no_progress) -> None:
+            generate_missing, tensorboard, no_progress, no_shared_training) -> None:
     """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones."""
     from benchmark.config import GridFile, load_grid_file, merge_overrides, parse_seeds, parse_set_options
     from benchmark.executor import run_grid
@@ -165,7 +168,8 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, out, workers,
     resolve_device(device)
     ensure_datasets(task_names, chosen.data, generate_missing)
 
-    options = RunOptions(root=Path(out), device=device, tensorboard=tensorboard, show_progress=not no_progress)
+    options = RunOptions(root=Path(out), device=device, tensorboard=tensorboard, show_progress=not no_progress,
+                         share_training=not no_shared_training)
     summary = run_grid(specs, options, workers=workers, force=force, retry_failed=retry_failed, warn=click.echo)
     _print_scores(summary.results, chosen.name)
     if summary.failed:

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field, replace
 from tqdm.auto import tqdm
 
 from benchmark.grid import RunSpec
-from benchmark.runner import RunOptions, default_workers, run_one_safely
+from benchmark.runner import RunOptions, default_workers, run_shared_safely
 from benchmark.store import CHECKPOINT_FILE, load_result, run_dir
+from envs.tasks import get_task
 
 
 @dataclass
@@ -38,6 +39,20 @@ def plan(specs: list[RunSpec], options: RunOptions, force: bool = False, retry_f
     return todo, finished
 
 
+def share_training(todo: list[RunSpec], root) -> list[list[RunSpec]]:
+    """Group runs that train identically (same method, config, seed and task ``training_key``: maze2d
+    sparse and dense) into one job each. A member with a checkpoint leads, so an interrupted job resumes."""
+    groups: dict[tuple, list[RunSpec]] = {}
+    for spec in todo:
+        key = (spec.method, spec.seed, spec.config_hash, get_task(spec.task).training_key)
+        groups.setdefault(key, []).append(spec)
+    jobs = []
+    for members in groups.values():
+        members.sort(key=lambda s: not (run_dir(root, s.run_key) / CHECKPOINT_FILE).exists())
+        jobs.append(members)
+    return jobs
+
+
 _position = None
 
 
@@ -51,8 +66,8 @@ def _init_worker(counter, lock, threads: int) -> None:
         _position = counter.value
 
 
-def _run_in_worker(spec: RunSpec, options: RunOptions) -> dict:
-    return run_one_safely(spec, replace(options, progress_position=_position or 0))
+def _run_in_worker(job: list[RunSpec], options: RunOptions) -> list[dict]:
+    return run_shared_safely(job, replace(options, progress_position=_position or 0))
 
 
 def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = None, force: bool = False,
@@ -67,25 +82,29 @@ def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = No
          f"{f' ({resumable} resume from a checkpoint)' if resumable else ''}")
     if not todo:
         return summary
-    workers = min(workers or default_workers(), len(todo))
+    jobs = share_training(todo, options.root) if options.share_training else [[spec] for spec in todo]
+    if len(jobs) < len(todo):
+        warn(f"sparse/dense twins train once: {len(todo)} runs in {len(jobs)} trainings")
+    workers = min(workers or default_workers(), len(jobs))
     grid_bar = tqdm(total=len(todo), desc="grid", position=0, disable=not options.show_progress, dynamic_ncols=True)
 
-    def record(result: dict) -> None:
-        (summary.done if result["status"] == "done" else summary.failed).append(result)
-        if result["status"] != "done":
-            tqdm.write(f"run {result['run_key']} failed: {result['error']}")
-        grid_bar.update(1)
+    def record(results: list[dict]) -> None:
+        for result in results:
+            (summary.done if result["status"] == "done" else summary.failed).append(result)
+            if result["status"] != "done":
+                tqdm.write(f"run {result['run_key']} failed: {result['error']}")
+            grid_bar.update(1)
 
     try:
         if workers == 1:
-            for spec in todo:
-                record(run_one_safely(spec, replace(options, progress_position=1), warn))
+            for job in jobs:
+                record(run_shared_safely(job, replace(options, progress_position=1), warn))
             return summary
         threads = max(1, default_workers() // workers)
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(ctx.Value("i", 0), ctx.RLock(), threads)) as pool:
-            pending = {pool.submit(_run_in_worker, spec, options) for spec in todo}
+            pending = {pool.submit(_run_in_worker, job, options) for job in jobs}
             try:
                 while pending:
                     finished_now, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -31,7 +31,7 @@ from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_F
                              atomic_write_json, run_dir, set_aside)
 from envs import BenchError
 from envs.datasets import dataset_id, load_flat, reference_returns
-from envs.evaluation import evaluate, normalized_score
+from envs.evaluation import evaluate_tasks, normalized_score
 from envs.tasks import TaskSpec, get_task
 from methods.data import ImitationData, Transitions
 from methods.registry import get_method
@@ -52,6 +52,7 @@ class RunOptions:
     show_progress: bool = True
     progress_position: int = 0
     stop_after_step: int | None = None  # test hook: raise SimulatedKill after this many updates
+    share_training: bool = True         # train maze2d sparse/dense twins once (executor.share_training)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -139,65 +140,89 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
 
 def run_one(spec: RunSpec, options: RunOptions, warn=print) -> dict:
     """Train and evaluate one (method, task, seed); write and return its result (done or failed)."""
+    return run_shared([spec], options, warn)[0]
+
+
+def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[dict]:
+    """Train once for ``specs`` (one run, or twins differing only in a task of the same ``training_key``)
+    and write one result per spec. The first spec's directory holds the checkpoint and the training log."""
+    spec, twins = specs[0], specs[1:]
     task, profile, method_cls = get_task(spec.task), get_profile(spec.profile), get_method(spec.method)
+    tasks = [task, *(get_task(t.task) for t in twins)]
+    if any((t.method, t.seed, t.config_hash) != (spec.method, spec.seed, spec.config_hash) for t in twins) or \
+            any(t.training_key != task.training_key for t in tasks):
+        raise ValueError(f"runs {[s.run_key for s in specs]} cannot share training")
     config = resolve_config(method_cls, spec.config)
     device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
-    directory = run_dir(options.root, spec.run_key)
-    directory.mkdir(parents=True, exist_ok=True)
-    base = {"schema": RESULT_SCHEMA, "run_key": spec.run_key, "method": spec.method, "variant": spec.variant,
-            "task": spec.task, "family": task.family, "seed": spec.seed, "profile": spec.profile,
-            "config": spec.config, "overrides": spec.overrides,
-            "settings": {**spec.settings, "device": str(device), "torch_threads": torch.get_num_threads()},
-            "git_commit": git_commit()}
-    atomic_write_json(directory / CONFIG_FILE, base)
-
+    directories = [run_dir(options.root, s.run_key) for s in specs]
+    directory = directories[0]
     data = load_imitation_data(task, profile.data, profile.expert_episodes)
-    reference = reference_returns(task, profile.data)
-    base["reference"] = reference
-    base["data"] = {"source": "generated", "expert": dataset_id(task, "expert", profile.data),
-                    "supplementary": dataset_id(task, "supplementary", profile.data),
-                    "expert_episodes": data.expert.num_episodes, "expert_steps": len(data.expert),
-                    "supplementary_steps": len(data.supplementary)}
+    bases = []
+    for s, t, d in zip(specs, tasks, directories):
+        d.mkdir(parents=True, exist_ok=True)
+        base = {"schema": RESULT_SCHEMA, "run_key": s.run_key, "method": s.method, "variant": s.variant,
+                "task": s.task, "family": t.family, "seed": s.seed, "profile": s.profile,
+                "config": s.config, "overrides": s.overrides,
+                "settings": {**s.settings, "device": str(device), "torch_threads": torch.get_num_threads()},
+                "git_commit": git_commit(), "reference": reference_returns(t, profile.data),
+                "data": {"source": "generated", "expert": dataset_id(t, "expert", profile.data),
+                         "supplementary": dataset_id(t, "supplementary", profile.data),
+                         "expert_episodes": data.expert.num_episodes, "expert_steps": len(data.expert),
+                         "supplementary_steps": len(data.supplementary)}}
+        if twins:
+            base["trained_with"] = [o.run_key for o in specs if o is not s]
+        atomic_write_json(d / CONFIG_FILE, base)
+        bases.append(base)
 
     seed_everything(spec.seed)
     method = method_cls(task, data, config, spec.seed, device)
     checkpoint_path = directory / CHECKPOINT_FILE
     checkpoint = _load_checkpoint(checkpoint_path, warn)
+    if checkpoint is not None and "curves" not in checkpoint:  # a checkpoint from before shared training
+        checkpoint["curves"] = {task.name: checkpoint.pop("curve")}
+    if checkpoint is not None and set(checkpoint["curves"]) != {t.name for t in tasks}:
+        warn(f"warning: checkpoint {checkpoint_path} was trained for other tasks; restarting the run")
+        checkpoint = None
     bar = partial(tqdm, disable=not options.show_progress, leave=False, dynamic_ncols=True,
                   position=options.progress_position)
     if checkpoint is not None:
         method.load_state_dict(checkpoint["method"])
         set_rng_states(checkpoint["rng"])
-        step, curve, times = checkpoint["step"], checkpoint["curve"], checkpoint["times"]
+        step, curves, times = checkpoint["step"], checkpoint["curves"], checkpoint["times"]
     else:
-        step, curve, times = 0, {"step": [], "score": [], "return": []}, {"pretrain": 0.0, "update": 0.0, "eval": 0.0}
+        step, times = 0, {"pretrain": 0.0, "update": 0.0, "eval": 0.0}
+        curves = {t.name: {"step": [], "score": [], "return": []} for t in tasks}
         start = time.perf_counter()
         method.pretrain(partial(bar, desc=f"{spec.method} pretrain"))
         times["pretrain"] = time.perf_counter() - start
 
     def save() -> None:
         _save_checkpoint(checkpoint_path, {"method": method.state_dict(), "rng": rng_states(), "step": step,
-                                           "curve": curve, "times": times})
+                                           "curves": curves, "times": times})
 
-    def failed(message: str) -> dict:
-        result = {**base, "status": "failed", "error": message, "failed_step": step, "curve": curve,
-                  "phase_times_s": times, "finished_at": _now()}
-        atomic_write_json(directory / RESULT_FILE, result)
-        return result
+    def failed(message: str) -> list[dict]:
+        results = [{**base, "status": "failed", "error": message, "failed_step": step, "curve": curves[t.name],
+                    "phase_times_s": times, "finished_at": _now()} for base, t in zip(bases, tasks)]
+        for d, result in zip(directories, results):
+            atomic_write_json(d / RESULT_FILE, result)
+        return results
 
     def run_evaluation() -> str | None:
         start = time.perf_counter()
-        returns = evaluate(method.act, task, profile.eval_episodes)
+        returns = evaluate_tasks(method.act, tasks, profile.eval_episodes)
         times["eval"] += time.perf_counter() - start
-        mean_return = float(returns.mean())
-        if not math.isfinite(mean_return):
-            return f"evaluation returned a non-finite return at step {step}"
-        curve["step"].append(step)
-        curve["return"].append(mean_return)
-        curve["score"].append(float(normalized_score(mean_return, reference)))
-        logger.log(step, {"eval/return": mean_return, "eval/score": curve["score"][-1]})
+        for t, base in zip(tasks, bases):
+            mean_return = float(returns[t.name].mean())
+            if not math.isfinite(mean_return):
+                return f"evaluation returned a non-finite return at step {step}"
+            curve = curves[t.name]
+            curve["step"].append(step)
+            curve["return"].append(mean_return)
+            curve["score"].append(float(normalized_score(mean_return, base["reference"])))
+            suffix = "" if t is task else f"/{t.name}"
+            logger.log(step, {f"eval/return{suffix}": mean_return, f"eval/score{suffix}": curve["score"][-1]})
         return None
 
     loggers = [CSVLogger(directory / LOG_FILE, resume_from_step=step if checkpoint else None)]
@@ -236,39 +261,51 @@ def run_one(spec: RunSpec, options: RunOptions, warn=print) -> dict:
     finally:
         logger.close()
 
-    best = int(np.argmax(curve["score"]))
     artifacts = getattr(method, "artifacts", lambda: {})()
     if artifacts:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **artifacts)
-        atomic_write_bytes(directory / ARTIFACTS_FILE, buffer.getvalue())
+        for d in directories:
+            atomic_write_bytes(d / ARTIFACTS_FILE, buffer.getvalue())
     method_phases = {f"method/{k}": v for k, v in getattr(method, "phase_times", {}).items()}
-    result = {**base, "status": "done", "error": None, "failed_step": None, "curve": curve,
-              "final_score": curve["score"][-1], "best_score": curve["score"][best], "best_step": curve["step"][best],
-              "wall_time_s": sum(times.values()), "phase_times_s": {**times, **method_phases},
-              "steps_per_s": num_steps / max(times["update"], 1e-9), "finished_at": _now()}
-    atomic_write_json(directory / RESULT_FILE, result)
+    results = []
+    for base, t, d in zip(bases, tasks, directories):
+        curve = curves[t.name]
+        best = int(np.argmax(curve["score"]))
+        result = {**base, "status": "done", "error": None, "failed_step": None, "curve": curve,
+                  "final_score": curve["score"][-1], "best_score": curve["score"][best],
+                  "best_step": curve["step"][best], "wall_time_s": sum(times.values()),
+                  "phase_times_s": {**times, **method_phases},
+                  "steps_per_s": num_steps / max(times["update"], 1e-9), "finished_at": _now()}
+        atomic_write_json(d / RESULT_FILE, result)
+        results.append(result)
     checkpoint_path.unlink(missing_ok=True)
-    return result
+    return results
 
 
 def run_one_safely(spec: RunSpec, options: RunOptions, warn=print) -> dict:
-    """``run_one``, turning a crash inside method code into a failed result so the grid goes on.
+    """``run_one`` that turns a crash inside method code into a failed result (see ``run_shared_safely``)."""
+    return run_shared_safely([spec], options, warn)[0]
+
+
+def run_shared_safely(specs: list[RunSpec], options: RunOptions, warn=print) -> list[dict]:
+    """``run_shared``, turning a crash inside method code into failed results so the grid goes on.
 
     User-environment problems (BenchError: missing/corrupt data) write nothing, so a re-run retries."""
     try:
-        return run_one(spec, options, warn)
+        return run_shared(specs, options, warn)
     except (BenchError, SimulatedKill, KeyboardInterrupt):
         raise
     except Exception as e:
-        message = f"{type(e).__name__}: {e}"
-        directory = run_dir(options.root, spec.run_key)
-        result = {"schema": RESULT_SCHEMA, "run_key": spec.run_key, "method": spec.method, "variant": spec.variant,
-                  "task": spec.task, "seed": spec.seed, "profile": spec.profile, "config": spec.config,
-                  "overrides": spec.overrides, "status": "failed", "error": message,
-                  "traceback": traceback.format_exc(), "failed_step": None, "finished_at": _now()}
-        atomic_write_json(directory / RESULT_FILE, result)
-        return result
+        message, trace, results = f"{type(e).__name__}: {e}", traceback.format_exc(), []
+        for spec in specs:
+            result = {"schema": RESULT_SCHEMA, "run_key": spec.run_key, "method": spec.method,
+                      "variant": spec.variant, "task": spec.task, "seed": spec.seed, "profile": spec.profile,
+                      "config": spec.config, "overrides": spec.overrides, "status": "failed", "error": message,
+                      "traceback": trace, "failed_step": None, "finished_at": _now()}
+            atomic_write_json(run_dir(options.root, spec.run_key) / RESULT_FILE, result)
+            results.append(result)
+        return results
 
 
 def _now() -> str:

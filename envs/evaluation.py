@@ -27,10 +27,20 @@ def evaluate(act: Callable[[np.ndarray], np.ndarray], task: TaskSpec, episodes: 
 
     Episode i starts from ``env.reset(seed=seed + i)``, so every evaluation sees the same starts.
     """
-    from envs.maze import reset_to_goal
+    return evaluate_tasks(act, [task], episodes, seed)[task.name]
+
+
+def evaluate_tasks(act: Callable[[np.ndarray], np.ndarray], tasks: list[TaskSpec], episodes: int,
+                   seed: int = EVAL_SEED) -> dict[str, np.ndarray]:
+    """Returns per task from one set of rollouts, for tasks sharing a ``training_key`` (maze2d sparse and
+    dense): the first task's env is stepped, the others' rewards are computed from the same states."""
+    from envs.maze import maze_rewards, reset_to_goal
+    task, twins = tasks[0], tasks[1:]
+    if any(t.training_key != task.training_key or t.family != "maze2d" for t in twins):
+        raise ValueError(f"tasks {[t.name for t in tasks]} cannot share evaluation rollouts")
     envs = _envs(task.name, episodes)
     obs = np.stack([reset_to_goal(env, task, seed=seed + i) for i, env in enumerate(envs)])
-    returns = np.zeros(episodes)
+    returns = {t.name: np.zeros(episodes) for t in tasks}
     active = np.ones(episodes, bool)
     low, high = task.action_bounds()
     while active.any():
@@ -38,7 +48,11 @@ def evaluate(act: Callable[[np.ndarray], np.ndarray], task: TaskSpec, episodes: 
         for i in np.flatnonzero(active):
             step_obs, reward, terminated, truncated, _ = envs[i].step(actions[i])
             obs[i] = step_obs["observation"]
-            returns[i] += reward
+            returns[task.name][i] += reward
+            if twins:
+                sparse, dense = maze_rewards(step_obs["achieved_goal"], step_obs["desired_goal"])
+                for twin in twins:
+                    returns[twin.name][i] += sparse if twin.reward_type == "sparse" else dense
             active[i] = not (terminated or truncated)
     return returns
 

@@ -29,6 +29,12 @@ class TaskSpec:
     goal_cell: tuple[int, int] | None = None  # maze2d only: fixed evaluation goal (row, col)
 
     @property
+    def training_key(self) -> str:
+        """Tasks with equal keys train identically (same datasets, dynamics, starts and goal); only the
+        evaluation reward differs, so one training run can be scored on all of them (sparse and dense)."""
+        return f"{self.dataset_prefix}|{self.max_episode_steps}|{self.goal_cell}|{sorted(self.env_kwargs.items())}"
+
+    @property
     def group(self) -> str:
         """Map name without the reward variant: tasks of one group share datasets."""
         return self.dataset_prefix.split("/", 1)[1]

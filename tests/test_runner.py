@@ -11,7 +11,7 @@ import torch
 from benchmark.executor import run_grid
 from benchmark.grid import expand_grid
 from benchmark.profiles import get_profile
-from benchmark.runner import RunOptions, SimulatedKill, run_one
+from benchmark.runner import RunOptions, SimulatedKill, run_one, run_shared
 from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
 from envs.evaluation import evaluate, normalized_score
 from envs.datasets import reference_returns
@@ -52,6 +52,24 @@ def test_kill_and_resume_equals_uninterrupted(umaze_smoke, tmp_path):
     assert resumed["final_score"] == straight["final_score"]
     log_a = (run_dir(tmp_path / "a", straight["run_key"]) / "log.csv").read_text()
     assert (directory / "log.csv").read_text() == log_a  # no duplicated rows from the lost steps
+
+
+def test_sparse_dense_twins_train_once_and_equal_separate_runs(umaze_smoke, tmp_path):
+    """One training scored with both rewards gives exactly the results of two separate runs, also
+    when the shared job is killed and resumed."""
+    twins = [spec(task="maze2d-umaze-sparse"), spec(task="maze2d-umaze-dense")]
+    separate = run_grid(twins, options(tmp_path / "a", share_training=False), workers=1, warn=lambda *_: None)
+    with pytest.raises(SimulatedKill):
+        run_shared(twins, options(tmp_path / "b", stop_after_step=150))
+    messages = []
+    shared = run_grid(twins, options(tmp_path / "b"), workers=1, warn=messages.append)
+    assert any("2 runs in 1 trainings" in m for m in messages)
+    by_task = lambda summary: {r["task"]: r for r in summary.done}
+    for task, result in by_task(shared).items():
+        assert result["curve"] == by_task(separate)[task]["curve"]
+        assert result["trained_with"] == [s.run_key for s in twins if s.task != task]
+    sparse, dense = (by_task(shared)[t]["curve"]["return"] for t in ("maze2d-umaze-sparse", "maze2d-umaze-dense"))
+    assert sparse != dense  # the rewards really differ
 
 
 def test_rerun_skips_finished_and_force_redoes(umaze_smoke, tmp_path):
