@@ -134,8 +134,23 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
               help="Override a hyper-parameter (repeatable), e.g. --set bc-exp.lr=1e-3.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="YAML/TOML grid file: methods, envs, seeds, profile, overrides. The CLI flags win.")
-@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False), help="Results directory.")
-@click.option("--workers", default=None, type=click.IntRange(min=1), help="Parallel runs. [default: CPU cores]")
+@click.option("--grid", "grid_name", default=None,
+              help="A named grid: paper-table1, paper-table4 (the paper's experiments). The CLI flags win.")
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Results directory.")
+@click.option("--dry-run", is_flag=True, help="Print the grid, what is done and the estimated cost; run nothing.")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: a process pool on this machine; ray: Ray tasks (pip install -e '.[ray]').")
+@click.option("--workers", default=None, type=click.IntRange(min=1), help="Parallel runs (local). [default: CPU cores]")
+@click.option("--address", default=None, help="Ray: 'auto' or HOST:PORT of a running cluster. [default: a local Ray]")
+@click.option("--cpus-per-run", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
+              help="Ray: CPUs reserved per run (also its torch threads).")
+@click.option("--gpus-per-run", default=0.0, show_default=True, type=click.FloatRange(min=0),
+              help="Ray: GPUs per run, fractional to share a card (0.25 = four runs per GPU).")
+@click.option("--max-retries", default=2, show_default=True, type=click.IntRange(min=0),
+              help="Ray: retries of a run that raised or lost its worker, before it is marked failed.")
+@click.option("--ray-results", type=click.Choice(["shared", "driver"]), default="shared", show_default=True,
+              help="Ray: workers write into --out (a shared filesystem), or return files for the driver to write.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--force", is_flag=True, help="Redo runs that are already finished.")
 @click.option("--retry-failed", is_flag=True, help="Redo runs that failed earlier.")
@@ -145,18 +160,26 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
 @click.option("--no-shared-training", is_flag=True,
               help="Train maze2d sparse and dense runs separately (by default each pair trains once: same data, "
                    "same dynamics, only the evaluation reward differs).")
-def run_cmd(methods, envs, seeds, profile, set_items, config_file, out, workers, device, force, retry_failed,
+def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, out, dry_run, executor, workers,
+            address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force, retry_failed,
             generate_missing, tensorboard, no_progress, no_shared_training) -> None:
     """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones."""
     from benchmark.config import GridFile, load_grid_file, merge_overrides, parse_seeds, parse_set_options
-    from benchmark.executor import run_grid
+    from benchmark.executor import LocalExecutor, run_grid
     from benchmark.grid import expand_grid
+    from benchmark.grids import named_grid
     from benchmark.profiles import DEFAULT_PROFILE, get_profile
     from benchmark.runner import RunOptions, resolve_device
     from envs.tasks import resolve_tasks
     from methods.registry import get_method
 
+    if config_file and grid_name:
+        raise BenchError("--config and --grid both name a grid; pick one (flags like --methods still override it)")
     grid = load_grid_file(config_file) if config_file else GridFile()
+    if grid_name:
+        grid, notes = named_grid(grid_name)
+        for note in notes:
+            click.echo(note, err=True)
     method_names = _split(methods) if methods else (grid.methods or ["bc-exp"])
     for name in method_names:
         get_method(name)
@@ -166,15 +189,56 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, out, workers,
     overrides = merge_overrides(grid.overrides, parse_set_options(list(set_items), method_names))
     specs = expand_grid(method_names, task_names, seed_list, chosen, overrides)
     resolve_device(device)
-    ensure_datasets(task_names, chosen.data, generate_missing)
-
+    if executor == "ray":
+        from benchmark.ray_executor import RayExecutor
+        runner = RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
+                             max_retries=max_retries, results=ray_results)
+    else:
+        given = [flag for flag, value in (("--address", address), ("--gpus-per-run", gpus_per_run),
+                                          ("--ray-results", ray_results != "shared")) if value]
+        if given:
+            raise BenchError(f"{', '.join(given)} only apply to --executor ray")
+        runner = LocalExecutor(workers)
     options = RunOptions(root=Path(out), device=device, tensorboard=tensorboard, show_progress=not no_progress,
                          share_training=not no_shared_training)
-    summary = run_grid(specs, options, workers=workers, force=force, retry_failed=retry_failed, warn=click.echo)
+    if dry_run:
+        _dry_run(specs, options, runner, force, retry_failed, chosen.name, len(method_names), len(task_names),
+                 len(seed_list))
+        return
+    ensure_datasets(task_names, chosen.data, generate_missing)
+    summary = run_grid(specs, options, force=force, retry_failed=retry_failed, warn=click.echo, executor=runner)
     _print_scores(summary.results, chosen.name)
     if summary.failed:
         click.echo(f"{len(summary.failed)} run(s) failed; their errors are in their result.json files")
     click.echo(f"results in {out}/; next: bench report --results {out}")
+
+
+def _dry_run(specs, options, runner, force, retry_failed, profile, n_methods, n_tasks, n_seeds) -> None:
+    """Print the expanded grid, what is already done, and what the rest will cost."""
+    from benchmark.estimate import estimate, format_hours
+    from benchmark.executor import plan_jobs
+    from benchmark.store import iter_results
+    jobs, summary = plan_jobs(specs, options, force, retry_failed, warn=click.echo)
+    todo = sum(len(job) for job in jobs)
+    click.echo(f"grid: {len(specs)} runs = {n_methods} methods x {n_tasks} tasks x {n_seeds} seeds, profile "
+               f"{profile}; {len(summary.skipped)} done, {len(summary.failed_earlier)} failed earlier, "
+               f"{todo} to run in {len(jobs)} trainings")
+    known = [r for r in iter_results(options.root, warn=click.echo)] if Path(options.root).exists() else []
+    cost = estimate(specs, jobs, known, runner.parallelism(), log=lambda m: click.echo(m, err=True))
+    click.echo(f"\n{'method':<12} {'runs':>5} {'to run':>6} {'trainings':>9} {'steps/run':>10} {'ms/update':>9} "
+               f"{'core-hours':>10}  rates from")
+    for row in cost.rows:
+        ms = f"{row['s_per_update'] * 1e3:.2f}" if "s_per_update" in row else "-"
+        click.echo(f"{row['method']:<12} {row['runs']:>5} {row['todo']:>6} {row['trainings']:>9} {row['steps']:>10} "
+                   f"{ms:>9} {row['hours']:>10.2f}  {row.get('source', '-')}")
+    click.echo(f"\ntotal: {format_hours(cost.total_core_hours)} of single-run time on this machine")
+    if cost.wall_hours is not None:
+        click.echo(f"with {cost.parallel} runs at a time ({runner.name} executor): about "
+                   f"{format_hours(cost.wall_hours)} wall time")
+    else:
+        click.echo("divide by the number of runs your cluster holds at once for the wall time")
+    for note in cost.notes:
+        click.echo(f"note: {note}")
 
 
 def _split(value: str) -> list[str]:
@@ -240,10 +304,15 @@ def plot_augmentation(task: str, run_path: str, out: str | None) -> None:
 @click.option("--out", default="report", show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default=None, help="Which profile's results (needed when several are present).")
 @click.option("--reps", default=None, type=click.IntRange(min=100), help="Bootstrap repetitions for the CIs.")
-def report_cmd(results: str, out: str, profile: str | None, reps: int | None) -> None:
+@click.option("--table", default=None, type=click.Choice(["paper-table4"]),
+              help="Print only this table of the paper (paper-table4: W/T/L of SRA+X over UDS+X); write nothing.")
+def report_cmd(results: str, out: str, profile: str | None, reps: int | None, table: str | None) -> None:
     """Tables (Markdown, CSV, LaTeX), rliable statistics and an HTML page with plots."""
-    from benchmark.report import BOOTSTRAP_REPS, ReportError, write_report
+    from benchmark.report import BOOTSTRAP_REPS, ReportError, table_markdown, write_report
     try:
+        if table:
+            click.echo(table_markdown(table, Path(results), profile))
+            return
         summary = write_report(Path(results), Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS,
                                progress=lambda message: click.echo(message, err=True))
     except ReportError as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import Callable, Protocol
 
 from tqdm.auto import tqdm
 
@@ -70,37 +71,33 @@ def _run_in_worker(job: list[RunSpec], options: RunOptions) -> list[dict]:
     return run_shared_safely(job, replace(options, progress_position=_position or 0))
 
 
-def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = None, force: bool = False,
-             retry_failed: bool = False, warn=print) -> GridSummary:
-    summary = GridSummary()
-    todo, finished = plan(specs, options, force, retry_failed, warn)
-    for result in finished:
-        (summary.skipped if result["status"] == "done" else summary.failed_earlier).append(result)
-    resumable = sum((run_dir(options.root, s.run_key) / CHECKPOINT_FILE).exists() for s in todo)
-    warn(f"{len(specs)} runs: {len(summary.skipped)} done earlier, {len(summary.failed_earlier)} failed earlier"
-         f"{' (--retry-failed reruns them)' if summary.failed_earlier else ''}, {len(todo)} to run"
-         f"{f' ({resumable} resume from a checkpoint)' if resumable else ''}")
-    if not todo:
-        return summary
-    jobs = share_training(todo, options.root) if options.share_training else [[spec] for spec in todo]
-    if len(jobs) < len(todo):
-        warn(f"sparse/dense twins train once: {len(todo)} runs in {len(jobs)} trainings")
-    workers = min(workers or default_workers(), len(jobs))
-    grid_bar = tqdm(total=len(todo), desc="grid", position=0, disable=not options.show_progress, dynamic_ncols=True)
+class Executor(Protocol):
+    """Runs jobs (lists of twin RunSpecs that train once) and hands every result to ``record``."""
+    name: str
 
-    def record(results: list[dict]) -> None:
-        for result in results:
-            (summary.done if result["status"] == "done" else summary.failed).append(result)
-            if result["status"] != "done":
-                tqdm.write(f"run {result['run_key']} failed: {result['error']}")
-            grid_bar.update(1)
+    def parallelism(self) -> int: ...
 
-    try:
+    def run(self, jobs: list[list[RunSpec]], options: RunOptions, record: Callable[[list[dict]], None],
+            warn=print) -> None: ...
+
+
+@dataclass
+class LocalExecutor:
+    """A spawn-context process pool on this machine (1 worker: in-process). Threads per worker =
+    cores // workers, unless ``RunOptions.threads`` says otherwise."""
+    workers: int | None = None
+    name: str = "local"
+
+    def parallelism(self) -> int:
+        return self.workers or default_workers()
+
+    def run(self, jobs, options, record, warn=print) -> None:
+        workers = min(self.parallelism(), len(jobs))
         if workers == 1:
             for job in jobs:
                 record(run_shared_safely(job, replace(options, progress_position=1), warn))
-            return summary
-        threads = max(1, default_workers() // workers)
+            return
+        threads = options.threads or max(1, default_workers() // workers)
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(ctx.Value("i", 0), ctx.RLock(), threads)) as pool:
@@ -114,6 +111,46 @@ def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = No
                 for future in pending:
                     future.cancel()
                 raise
+
+
+def plan_jobs(specs: list[RunSpec], options: RunOptions, force: bool = False, retry_failed: bool = False,
+              warn=print) -> tuple[list[list[RunSpec]], GridSummary]:
+    """What a grid call will do: the jobs to run and the results already there (no side effects but
+    setting corrupt result files aside, and dropping checkpoints when ``force``)."""
+    summary = GridSummary()
+    todo, finished = plan(specs, options, force, retry_failed, warn)
+    for result in finished:
+        (summary.skipped if result["status"] == "done" else summary.failed_earlier).append(result)
+    jobs = share_training(todo, options.root) if options.share_training else [[spec] for spec in todo]
+    return jobs, summary
+
+
+def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = None, force: bool = False,
+             retry_failed: bool = False, warn=print, executor: Executor | None = None) -> GridSummary:
+    """Run every spec not finished yet with ``executor`` (default: the local pool with ``workers``)."""
+    executor = executor or LocalExecutor(workers)
+    jobs, summary = plan_jobs(specs, options, force, retry_failed, warn)
+    todo = sum(len(job) for job in jobs)
+    resumable = sum((run_dir(options.root, job[0].run_key) / CHECKPOINT_FILE).exists() for job in jobs)
+    warn(f"{len(specs)} runs: {len(summary.skipped)} done earlier, {len(summary.failed_earlier)} failed earlier"
+         f"{' (--retry-failed reruns them)' if summary.failed_earlier else ''}, {todo} to run"
+         f"{f' ({resumable} resume from a checkpoint)' if resumable else ''}")
+    if len(jobs) < todo:
+        warn(f"sparse/dense twins train once: {todo} runs in {len(jobs)} trainings")
+    if not jobs:
+        return summary
+    grid_bar = tqdm(total=todo, desc=f"grid ({executor.name})", position=0, disable=not options.show_progress,
+                    dynamic_ncols=True)
+
+    def record(results: list[dict]) -> None:
+        for result in results:
+            (summary.done if result["status"] == "done" else summary.failed).append(result)
+            if result["status"] != "done":
+                tqdm.write(f"run {result['run_key']} failed: {result['error']}")
+            grid_bar.update(1)
+
+    try:
+        executor.run(jobs, options, record, warn)
         return summary
     finally:
         grid_bar.close()

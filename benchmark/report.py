@@ -206,6 +206,48 @@ def win_tie_loss(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> p
     return pd.DataFrame(rows, columns=["learner", "pair", "tasks", "ours W/T/L", "paper W/T/L"])
 
 
+def win_tie_loss_detail(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per learner and task: SRA+X and UDS+X (mean ± SE), our outcome, and the paper's."""
+    index, present, rows = _paper_index(paper), set(per_task["variant"]), []
+    stats = per_task.set_index(["variant", "task"])
+    for learner in LEARNERS:
+        names = [[f"{m}-{learner}"] + ([m] if learner == "iql" else []) for m in ("sra", "uds")]
+        sra, uds = (next((n for n in options if n in present), None) for options in names)
+        if sra is None or uds is None:
+            continue
+        for task in sorted(set(stats.loc[sra].index) & set(stats.loc[uds].index)):
+            a, b = stats.loc[(sra, task), ["mean", "se"]], stats.loc[(uds, task), ["mean", "se"]]
+            keys = [(task, f"sra-{learner}"), (task, f"uds-{learner}")]
+            theirs = _outcome(*index[keys[0]], *index[keys[1]]) if all(k in index for k in keys) else "—"
+            rows.append({"learner": learner, "task": task, "SRA": f"{_num(a['mean'])} ± {_num(a['se'])}",
+                         "UDS": f"{_num(b['mean'])} ± {_num(b['se'])}", "ours": _outcome(*a, *b),
+                         "paper SRA": _pm(index.get(keys[0])), "paper UDS": _pm(index.get(keys[1])),
+                         "paper": theirs})
+    return pd.DataFrame(rows, columns=["learner", "task", "SRA", "UDS", "ours", "paper SRA", "paper UDS", "paper"])
+
+
+def _pm(entry: tuple[float, float] | None) -> str:
+    return "—" if entry is None else f"{_num(entry[0])} ± {_num(entry[1])}"
+
+
+def table_markdown(table: str, results_dir: Path, profile: str | None = None,
+                   paper_dir: Path | None = DEFAULT_PAPER_DIR) -> str:
+    """One named table of the paper from the results (``bench report --table``): ``paper-table4``."""
+    if table != "paper-table4":
+        raise ReportError(f"unknown table {table!r}; tables: paper-table4")
+    profile, done, _ = load_results(results_dir, profile, warn=lambda message: None)
+    paper = load_paper(paper_dir)
+    per_task = per_task_table(scores_frame(done), paper)
+    summary, detail = win_tie_loss(per_task, paper), win_tie_loss_detail(per_task, paper)
+    if summary.empty:
+        raise ReportError(f"no SRA/UDS pairs on a shared learner under {results_dir} (profile {profile}); run e.g. "
+                          f"`bench run --grid paper-table4 --profile {profile}`")
+    text = ("W/T/L of SRA+X over UDS+X per task (tie: the mean ± SE intervals overlap; the paper's outcome "
+            "uses its ± intervals)")
+    sections = [Section("Summary", text, summary), Section("Per task", None, detail)]
+    return render_markdown(f"Table 4 style: SRA vs UDS per learner (profile {profile})", sections, {})
+
+
 # ---------------------------------------------------------------- rliable statistics
 
 def _aggregate(scores: np.ndarray) -> np.ndarray:

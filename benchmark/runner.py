@@ -297,15 +297,21 @@ def run_shared_safely(specs: list[RunSpec], options: RunOptions, warn=print) -> 
     except (BenchError, SimulatedKill, KeyboardInterrupt):
         raise
     except Exception as e:
-        message, trace, results = f"{type(e).__name__}: {e}", traceback.format_exc(), []
-        for spec in specs:
-            result = {"schema": RESULT_SCHEMA, "run_key": spec.run_key, "method": spec.method,
-                      "variant": spec.variant, "task": spec.task, "seed": spec.seed, "profile": spec.profile,
-                      "config": spec.config, "overrides": spec.overrides, "status": "failed", "error": message,
-                      "traceback": trace, "failed_step": None, "finished_at": _now()}
-            atomic_write_json(run_dir(options.root, spec.run_key) / RESULT_FILE, result)
-            results.append(result)
-        return results
+        return write_crash_results(specs, options.root, f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+def write_crash_results(specs: list[RunSpec], root: Path, message: str, trace: str | None = None,
+                        **extra: Any) -> list[dict]:
+    """Failed results for runs whose method code raised (written atomically, the grid goes on)."""
+    results = []
+    for spec in specs:
+        result = {"schema": RESULT_SCHEMA, "run_key": spec.run_key, "method": spec.method, "variant": spec.variant,
+                  "task": spec.task, "seed": spec.seed, "profile": spec.profile, "config": spec.config,
+                  "overrides": spec.overrides, "status": "failed", "error": message, "traceback": trace,
+                  "failed_step": None, "finished_at": _now(), **extra}
+        atomic_write_json(run_dir(root, spec.run_key) / RESULT_FILE, result)
+        results.append(result)
+    return results
 
 
 def _now() -> str:

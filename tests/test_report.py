@@ -268,3 +268,15 @@ def test_done_run_without_score_is_left_out_with_warning(tmp_path):
     summary = write_report(root, tmp_path / "out", reps=REPS)
     assert any(key in w and "finite" in w for w in summary.warnings)
     assert len(pd.read_csv(tmp_path / "out" / "scores.csv")) == 1
+
+
+def test_table4_prints_sra_over_uds_per_learner(tmp_path):
+    for seed in range(2):
+        write_run(tmp_path, "sra-awac", T1, seed, 90.0 + seed)
+        write_run(tmp_path, "uds-awac", T1, seed, 40.0 + seed)
+    text = report.table_markdown("paper-table4", tmp_path)
+    assert "| awac | sra-awac vs uds-awac | 1 | 1/0/0 |" in text
+    assert f"| awac | {T1} | 90.5 ± 0.5 | 40.5 ± 0.5 | W |" in text
+    with pytest.raises(ReportError, match="no SRA/UDS pairs"):
+        write_run(tmp_path / "other", "bc-exp", T1, 0, 50.0)
+        report.table_markdown("paper-table4", tmp_path / "other")

@@ -1,0 +1,158 @@
+"""What a grid will cost before it runs (``bench run --dry-run``).
+
+A run costs pretraining + steps x seconds per update + evaluations x episodes x seconds per episode. The
+rates come from earlier results in the results directory when there are any (the same method and task
+family; pretraining only from the same profile, since its budget depends on the profile), otherwise
+from a short calibration on this machine: a few seconds of updates on synthetic data of the task's
+shape, and one timed evaluation episode. Calibration cannot see pretraining (SRA's and the model-based
+methods' model training, OTIL's relabelling); the table says where it is missing.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.config import resolve_config
+from benchmark.grid import RunSpec
+from benchmark.profiles import get_profile
+from envs.tasks import get_task
+from methods.data import synthetic_data
+from methods.registry import get_method
+
+
+@dataclass
+class Rates:
+    update_s: float               # seconds per learner update
+    pretrain_s: float | None      # None: unknown (calibration does not run pretraining)
+    source: str
+
+
+def evaluations(spec: RunSpec) -> int:
+    steps, every = spec.settings["num_steps"], spec.settings["eval_every"]
+    return steps // every + 1 + (steps % every != 0)  # the step-0 point, every `every` steps, the end
+
+
+def rates_from_results(results: list[dict]) -> tuple[dict, dict, dict]:
+    """Medians over finished runs: update s/step per (method, family), pretraining per (method, family,
+    profile), evaluation s/episode per task."""
+    update, pretrain, episode = defaultdict(list), defaultdict(list), defaultdict(list)
+    for r in results:
+        phases, settings = r.get("phase_times_s") or {}, r.get("settings") or {}
+        if r.get("status") != "done" or "update" not in phases or not settings.get("num_steps"):
+            continue
+        update[(r["method"], r.get("family"))].append(phases["update"] / settings["num_steps"])
+        pretrain[(r["method"], r.get("family"), r["profile"])].append(phases.get("pretrain", 0.0))
+        evals = len(r.get("curve", {}).get("step", [])) * settings.get("eval_episodes", 0)
+        if evals:
+            episode[r["task"]].append(phases.get("eval", 0.0) / evals)
+    med = lambda table: {k: statistics.median(v) for k, v in table.items()}
+    return med(update), med(pretrain), med(episode)
+
+
+def calibrate_updates(spec: RunSpec, seconds: float = 1.5, device: str = "cpu") -> float:
+    """Seconds per update of ``spec``'s method and config, timed on synthetic data of the task's shape."""
+    task, cls = get_task(spec.task), get_method(spec.method)
+    data = synthetic_data(task.obs_dim, task.act_dim, expert_episodes=5, supplementary_episodes=50, horizon=100)
+    torch.manual_seed(0)
+    method = cls(task, data, resolve_config(cls, spec.config), 0, torch.device(device))
+    try:
+        method.update(0)
+    except Exception:  # the method needs its pretraining first: run it on the synthetic data
+        method = cls(task, data, resolve_config(cls, get_profile("smoke").method_overrides.get(spec.method, {}),
+                                                 _learner_only(spec.config)), 0, torch.device(device))
+        method.pretrain(partial(tqdm, disable=True))
+    for step in range(10):
+        method.update(step)
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds or count < 5:
+        method.update(10 + count)
+        count += 1
+    return elapsed / count
+
+
+def _learner_only(config: dict) -> dict:
+    """The run's config minus the num_steps the smoke fallback would otherwise inherit."""
+    return {k: v for k, v in config.items() if k != "num_steps"}
+
+
+def calibrate_episode(task_name: str) -> float:
+    """Seconds per evaluation episode of ``task_name`` under a random policy (batched lockstep, 2 episodes)."""
+    from envs.evaluation import evaluate
+    task, rng = get_task(task_name), np.random.default_rng(0)
+    policy = lambda obs: rng.uniform(-1, 1, (len(obs), task.act_dim))
+    evaluate(policy, task, 2)  # builds the envs
+    start = time.perf_counter()
+    evaluate(policy, task, 2)
+    return (time.perf_counter() - start) / 2
+
+
+@dataclass
+class Estimate:
+    rows: list[dict]              # per method: runs, todo, steps, s/update, source, hours
+    total_core_hours: float
+    parallel: int | None
+    notes: list[str]
+
+    @property
+    def wall_hours(self) -> float | None:
+        return None if not self.parallel else self.total_core_hours / self.parallel
+
+
+def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict], parallel: int | None,
+             calibrate: bool = True, log=print) -> Estimate:
+    """Cost of running ``jobs`` (twins share one training) out of the grid ``specs``."""
+    update, pretrain, episode = rates_from_results(results)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // (parallel or 1)))  # as the local workers will run
+    rates: dict[tuple[str, str], Rates] = {}
+    notes: list[str] = []
+    per_method: dict[str, dict] = {}
+    for spec in specs:
+        row = per_method.setdefault(spec.method, {"method": spec.method, "runs": 0, "todo": 0, "trainings": 0,
+                                                  "steps": spec.settings["num_steps"], "seconds": 0.0})
+        row["runs"] += 1
+    for job in jobs:
+        spec, task = job[0], get_task(job[0].task)
+        key = (spec.method, task.family)
+        if key not in rates:
+            if key in update:
+                known = pretrain.get((*key, spec.profile))
+                rates[key] = Rates(update[key], known, "earlier results" + ("" if known is not None else
+                                                                             ", pretraining unknown"))
+            elif calibrate:
+                log(f"calibrating {spec.method} on {task.family} ...")
+                rates[key] = Rates(calibrate_updates(spec), None, "calibration, pretraining unknown")
+            else:
+                rates[key] = Rates(float("nan"), None, "unknown")
+        if spec.task not in episode:
+            episode[spec.task] = calibrate_episode(spec.task) if calibrate else float("nan")
+        r, row = rates[key], per_method[spec.method]
+        seconds = ((r.pretrain_s or 0.0) + spec.settings["num_steps"] * r.update_s
+                   + evaluations(spec) * spec.settings["eval_episodes"] * episode[spec.task])
+        row["todo"] += len(job)
+        row["trainings"] += 1
+        row["seconds"] += seconds
+        row["s_per_update"], row["source"] = r.update_s, r.source
+    torch.set_num_threads(threads)
+    rows = [{**row, "hours": row["seconds"] / 3600} for row in per_method.values()]
+    total = sum(row["seconds"] for row in rows if np.isfinite(row["seconds"])) / 3600
+    if any(row.get("source", "").endswith("pretraining unknown") for row in rows):
+        notes.append("pretraining unknown = not counted: a quick run of that method first lets the "
+                     "estimate use its measured pretraining time")
+    return Estimate(rows, total, parallel, notes)
+
+
+def format_hours(hours: float) -> str:
+    if not np.isfinite(hours):
+        return "?"
+    if hours < 1:
+        return f"{hours * 60:.0f} min"
+    return f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
