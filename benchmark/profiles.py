@@ -31,7 +31,7 @@ class Profile:
 
 # SAC-N's 25 critics cost ~0.3 s per update on one CPU core; smoke shrinks them to keep runs seconds-long.
 _SMOKE_SACN = {"learner": {"num_critics": 5, "hidden_dims": [64, 64, 64]}}
-SRA_METHODS = ("sra", "sra-iql", "sra-awac", "sra-sacn")
+SRA_METHODS = ("sra", "sra-iql", "sra-td3bc", "sra-awac", "sra-sacn")
 # SRA's phases per profile: schedule (warm-up, round spacing), augmentation budget, model training budget.
 _SRA = {
     "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,

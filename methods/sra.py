@@ -26,7 +26,9 @@ from methods.base import Method, act_numpy
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
 from methods.dynamics import DynamicsConfig, DynamicsEnsemble
-from methods.learners import AWACConfig, IQLConfig, SACNConfig, build_learner
+from methods.learners import AWACConfig, IQLConfig, SACNConfig, TD3BCConfig, build_learner
+from methods.learners.base import step as optimize
+from methods.nets import TanhGaussianActor, adam
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source
 
@@ -105,6 +107,12 @@ class SRA(Method):
         self.expert = data.expert.without_last() if config.drop_last else data.expert
         self.supplementary = data.supplementary.without_last() if config.drop_last else data.supplementary
         self.learner = build_learner(self._learner_config(), task, self.device)
+        # Conf_pi needs a likelihood. TD3+BC's deterministic actor has none, so its states are scored by a
+        # tanh-Gaussian BC policy fitted on the expert half of every batch (our reading: the paper is silent).
+        self.confidence_actor, self.confidence_optimizer = self.learner.actor, None
+        if not hasattr(self.learner.actor, "log_prob"):
+            self.confidence_actor = TanhGaussianActor(task.obs_dim, task.act_dim).to(self.device)
+            self.confidence_optimizer = adam(self.confidence_actor.parameters(), 3e-4)
         self.sampler = MixtureSampler(
             {"expert": Source(self.expert, config.expert_batch_size, 1.0, expert=True),
              "supplementary": Source(self.supplementary, config.mixture_batch_size, 0.0)},
@@ -149,7 +157,7 @@ class SRA(Method):
         if not c.goal_expansion:
             return pick(expert_obs, n)
         supp_obs = self.sampler.tensors["supplementary"].obs  # normalized
-        conf_supp = confidence(self.learner.actor, supp_obs)
+        conf_supp = confidence(self.confidence_actor, supp_obs)
         newest = select_goals(conf_supp, conf_expert, c.goal_quantile, c.goal_cap_factor * len(self.expert))
         self.goal_indices = torch.unique(torch.cat([self.goal_indices.to(self.device), newest]))
         raw_supp = torch.as_tensor(self.supplementary.observations, device=self.device)
@@ -163,7 +171,7 @@ class SRA(Method):
     def augmentation_round(self) -> dict[str, float]:
         """Goals -> h' model steps (backwards by default), keeping K least-confident states per step."""
         c, h = self.config, self.settings["horizon"]
-        norm, actor = self.data.normalizer, self.learner.actor
+        norm, actor = self.data.normalizer, self.confidence_actor
         conf_expert = confidence(actor, self.sampler.tensors["expert"].obs)
         pool = self._goals(conf_expert)
         keep = max(1, c.augmentation_budget // max(len(self.round_steps), 1) // h)
@@ -209,7 +217,14 @@ class SRA(Method):
             start = time.perf_counter()
             metrics = self.augmentation_round()
             self.phase_times["augmentation"] += time.perf_counter() - start
-        return {**self.learner.update(self.sampler.sample()), **metrics}
+        batch = self.sampler.sample()
+        metrics.update(self.learner.update(batch))
+        if self.confidence_optimizer is not None:
+            expert = batch["expert"] > 0
+            loss = -self.confidence_actor.log_prob(batch["obs"][expert], batch["act"][expert]).mean()
+            optimize(self.confidence_optimizer, loss)
+            metrics["loss/confidence_policy"] = loss.detach()
+        return metrics
 
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
@@ -225,10 +240,15 @@ class SRA(Method):
                 "model": self.model.state_dict(), "cvae": None if self.cvae is None else self.cvae.state_dict(),
                 "generator": self.generator.get_state(), "goal_indices": self.goal_indices.cpu(),
                 "augmented": aug, "newest_size": 0 if newest is None else newest.size, "history": self.history,
-                "phase_times": dict(self.phase_times)}
+                "phase_times": dict(self.phase_times),
+                "confidence_policy": None if self.confidence_optimizer is None else
+                {"actor": self.confidence_actor.state_dict(), "optimizer": self.confidence_optimizer.state_dict()}}
 
     def load_state_dict(self, state: dict) -> None:
         self.learner.load_state_dict(state["learner"])
+        if self.confidence_optimizer is not None:
+            self.confidence_actor.load_state_dict(state["confidence_policy"]["actor"])
+            self.confidence_optimizer.load_state_dict(state["confidence_policy"]["optimizer"])
         self.model.load_state_dict(state["model"])
         if self.cvae is not None:
             self.cvae.load_state_dict(state["cvae"])
@@ -249,6 +269,11 @@ class AWACVariantConfig(Config):
 
 
 @dataclass(frozen=True)
+class TD3BCVariantConfig(Config):
+    learner: TD3BCConfig = field(default_factory=TD3BCConfig)
+
+
+@dataclass(frozen=True)
 class SACNVariantConfig(Config):
     learner: SACNConfig = field(default_factory=SACNConfig)
 
@@ -264,8 +289,10 @@ class SRAAWAC(SRA):
 
 
 @register
+class SRATD3BC(SRA):
+    name, description, Config = "sra-td3bc", "SRA augmentation feeding TD3+BC (Conf from a BC policy)", TD3BCVariantConfig
+
+
+@register
 class SRASACN(SRA):
     name, description, Config = "sra-sacn", "SRA augmentation feeding SAC-N", SACNVariantConfig
-
-# sra-td3bc (Table 4) is not registered yet: Conf_pi needs a stochastic policy, and how the paper scored
-# states under TD3+BC's deterministic actor is not published.

@@ -125,3 +125,16 @@ def test_resume_after_an_augmentation_round_equals_uninterrupted(umaze_smoke, tm
     out = CliRunner().invoke(main, ["plot", "augmentation", "--task", "maze2d-umaze-sparse", "--run", str(tmp_path / "a")])
     assert out.exit_code == 0 and "2 rounds" in out.output, out.output
     assert (tmp_path / "a" / "runs" / spec.run_key / "augmentation.png").stat().st_size > 1000
+
+
+def test_sra_td3bc_scores_confidence_with_a_bc_policy_that_learns():
+    """TD3+BC's actor is deterministic: SRA scores Conf with a tanh-Gaussian BC policy on the expert half."""
+    from envs.tasks import get_task
+    from methods.data import synthetic_data
+    cls = get_method("sra-td3bc")
+    config = resolve_config(cls, get_profile("smoke").method_overrides["sra-td3bc"], {"num_steps": 400})
+    torch.manual_seed(0)
+    method = cls(get_task("maze2d-umaze-sparse"), synthetic_data(), config, 0, torch.device("cpu"))
+    assert method.confidence_actor is not method.learner.actor
+    losses = [float(method.update(step)["loss/confidence_policy"]) for step in range(400)]
+    assert np.mean(losses[-50:]) < np.mean(losses[:50]) - 0.5
