@@ -187,27 +187,8 @@ def _wtl(outcomes: list[str]) -> str:
     return f"{count['W']}/{count['T']}/{count['L']}"
 
 
-def win_tie_loss(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Table 4 style: SRA vs UDS on each learner, per-task W/T/L of SRA (tie: mean ± SE intervals
-    overlap), beside the paper's W/T/L (its ± intervals) on the same tasks."""
-    index, present, rows = _paper_index(paper), set(per_task["variant"]), []
-    stats = per_task.set_index(["variant", "task"])
-    for learner in LEARNERS:
-        names = [[f"{m}-{learner}"] + ([m] if learner == "iql" else []) for m in ("sra", "uds")]
-        sra, uds = (next((n for n in options if n in present), None) for options in names)
-        if sra is None or uds is None:
-            continue
-        tasks = sorted(set(stats.loc[sra].index) & set(stats.loc[uds].index))
-        ours = [_outcome(*stats.loc[(sra, t), ["mean", "se"]], *stats.loc[(uds, t), ["mean", "se"]]) for t in tasks]
-        theirs = [_outcome(*index[(t, f"sra-{learner}")], *index[(t, f"uds-{learner}")]) for t in tasks
-                  if (t, f"sra-{learner}") in index and (t, f"uds-{learner}") in index]
-        rows.append({"learner": learner, "pair": f"{sra} vs {uds}", "tasks": len(tasks),
-                     "ours W/T/L": _wtl(ours), "paper W/T/L": _wtl(theirs) if theirs else "—"})
-    return pd.DataFrame(rows, columns=["learner", "pair", "tasks", "ours W/T/L", "paper W/T/L"])
-
-
-def win_tie_loss_detail(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per learner and task: SRA+X and UDS+X (mean ± SE), our outcome, and the paper's."""
+def table4_pairs(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> list[dict]:
+    """Per learner and task present for both SRA+X and UDS+X: their stats, our outcome and the paper's."""
     index, present, rows = _paper_index(paper), set(per_task["variant"]), []
     stats = per_task.set_index(["variant", "task"])
     for learner in LEARNERS:
@@ -218,11 +199,29 @@ def win_tie_loss_detail(per_task: pd.DataFrame, paper: pd.DataFrame | None = Non
         for task in sorted(set(stats.loc[sra].index) & set(stats.loc[uds].index)):
             a, b = stats.loc[(sra, task), ["mean", "se"]], stats.loc[(uds, task), ["mean", "se"]]
             keys = [(task, f"sra-{learner}"), (task, f"uds-{learner}")]
-            theirs = _outcome(*index[keys[0]], *index[keys[1]]) if all(k in index for k in keys) else "—"
-            rows.append({"learner": learner, "task": task, "SRA": f"{_num(a['mean'])} ± {_num(a['se'])}",
-                         "UDS": f"{_num(b['mean'])} ± {_num(b['se'])}", "ours": _outcome(*a, *b),
-                         "paper SRA": _pm(index.get(keys[0])), "paper UDS": _pm(index.get(keys[1])),
-                         "paper": theirs})
+            rows.append({"learner": learner, "pair": f"{sra} vs {uds}", "task": task, "sra": a, "uds": b,
+                         "ours": _outcome(*a, *b), "paper_sra": index.get(keys[0]), "paper_uds": index.get(keys[1]),
+                         "paper": _outcome(*index[keys[0]], *index[keys[1]]) if all(k in index for k in keys)
+                         else None})
+    return rows
+
+
+def win_tie_loss(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Table 4 style: SRA vs UDS on each learner, per-task W/T/L of SRA (tie: mean ± SE intervals
+    overlap), beside the paper's W/T/L (its ± intervals) on the same tasks."""
+    pairs, rows = pd.DataFrame(table4_pairs(per_task, paper)), []
+    for (learner, pair), group in (pairs.groupby(["learner", "pair"], sort=False) if len(pairs) else []):
+        theirs = [o for o in group["paper"] if o is not None]
+        rows.append({"learner": learner, "pair": pair, "tasks": len(group), "ours W/T/L": _wtl(list(group["ours"])),
+                     "paper W/T/L": _wtl(theirs) if theirs else "—"})
+    return pd.DataFrame(rows, columns=["learner", "pair", "tasks", "ours W/T/L", "paper W/T/L"])
+
+
+def win_tie_loss_detail(per_task: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per learner and task: SRA+X and UDS+X (mean ± SE), our outcome, and the paper's."""
+    rows = [{"learner": r["learner"], "task": r["task"], "SRA": _pm(tuple(r["sra"])), "UDS": _pm(tuple(r["uds"])),
+             "ours": r["ours"], "paper SRA": _pm(r["paper_sra"]), "paper UDS": _pm(r["paper_uds"]),
+             "paper": r["paper"] or "—"} for r in table4_pairs(per_task, paper)]
     return pd.DataFrame(rows, columns=["learner", "task", "SRA", "UDS", "ours", "paper SRA", "paper UDS", "paper"])
 
 
