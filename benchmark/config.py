@@ -114,7 +114,10 @@ def _set_path(tree: dict, path: list[str], value: Any) -> None:
         tree[path[-1]] = value
 
 
-def _build(config_cls: type, values: dict[str, Any], where: str):
+def _build(config_cls: type, values: dict[str, Any], where: str, base: Any = None):
+    """``base`` (default: ``config_cls()``) with ``values`` set; a nested group starts from the parent's default
+    for that field (e.g. MILO's twin-critic SAC config), not from its class's defaults."""
+    base = config_cls() if base is None else base
     types = _field_types(config_cls)
     kwargs = {}
     for key, value in values.items():
@@ -125,10 +128,10 @@ def _build(config_cls: type, values: dict[str, Any], where: str):
             if not isinstance(value, dict):
                 raise BenchError(f"{where}.{key} is a group of settings; set its fields, e.g. "
                                  f"{where}.{key}.{next(iter(_field_types(annotation)))}=...")
-            kwargs[key] = _build(annotation, value, f"{where}.{key}")
+            kwargs[key] = _build(annotation, value, f"{where}.{key}", getattr(base, key))
         else:
             kwargs[key] = _coerce(value, annotation, f"{where}.{key}")
-    return config_cls(**kwargs)
+    return dataclasses.replace(base, **kwargs)
 
 
 def config_dict(config) -> dict[str, Any]:

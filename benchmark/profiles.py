@@ -49,13 +49,38 @@ def _sra(profile: str) -> dict[str, dict[str, Any]]:
         overrides["sra-sacn"]["learner"] = _SMOKE_SACN["learner"]
     return overrides
 
+
+# ROMI / MILO / CLARE: model budgets, rollouts and (CLARE) reward schedule per profile. MILO and CLARE get the same
+# forward model settings, so with BENCH_MODEL_CACHE set they share one trained model per (task, seed).
+_SMOKE_MODEL = {"hidden_dims": [64, 64], "weight_decay": [2.5e-5, 5e-5, 1e-4], "max_steps": 100}
+_SMOKE_SAC = {"hidden_dims": [64, 64]}
+# quick: MOPO's 4x200 ensemble for at most 4k steps (early stopping on umaze; ~3 epochs on large)
+_QUICK_MODEL = {"max_steps": 4_000}
+_MODEL_BASED = {
+    "smoke": {
+        "romi": {"rollout_budget": 2_000, "model": _SMOKE_MODEL, "cvae": {"num_steps": 50}},
+        "milo": {"model": _SMOKE_MODEL, "learner": _SMOKE_SAC, "rollout_batch": 200, "rollout_every": 50,
+                 "buffer_size": 5_000, "bc_steps": 300, "bandwidth_pairs": 10_000},
+        "clare": {"model": _SMOKE_MODEL, "learner": _SMOKE_SAC, "reward_hidden_dims": [64, 64],
+                  "rollout_batch": 200, "rollout_every": 20, "first_reward_update": 20, "reward_every": 100,
+                  "reward_batch_size": 256, "replay_samples": 1_000, "replay_size": 20_000},
+    },
+    "quick": {
+        "romi": {"rollout_budget": 300_000, "model": _QUICK_MODEL, "cvae": {"num_steps": 5_000}},
+        "milo": {"model": _QUICK_MODEL, "rollout_batch": 2_000, "bc_steps": 5_000},
+        # 2k starts every 50 updates (official: 5k every 20); ~10 reward updates in 20k steps (official: 10)
+        "clare": {"model": _QUICK_MODEL, "rollout_batch": 2_000, "rollout_every": 50, "reward_every": 2_000},
+    },
+    "paper": {},  # SPEC §5 and the official codes' defaults
+}
+
 PROFILES: dict[str, Profile] = {p.name: p for p in [
     Profile("smoke", "seconds per run: CI and wiring checks, scores mean nothing (SAC-N shrunk)",
             data="smoke", num_steps=300, eval_every=100, eval_episodes=2, log_every=20,
-            method_overrides={"uds-sacn": _SMOKE_SACN, **_sra("smoke")}),
+            method_overrides={"uds-sacn": _SMOKE_SACN, **_sra("smoke"), **_MODEL_BASED["smoke"]}),
     Profile("quick", "minutes per run on a laptop CPU: the embedded default",
             data="quick", num_steps=20_000, eval_every=2_000, eval_episodes=10, log_every=200,
-            method_overrides=_sra("quick")),
+            method_overrides={**_sra("quick"), **_MODEL_BASED["quick"]}),
     Profile("paper", "the paper's budgets: 1M learner steps, 30 evaluation episodes every 5k steps",
             data="paper", num_steps=1_000_000, eval_every=5_000, eval_episodes=30, log_every=1_000,
             method_steps={m: {"maze2d": 200_000, "locomotion": 500_000} for m in SRA_METHODS}),

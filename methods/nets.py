@@ -144,10 +144,12 @@ class TanhGaussianActor(nn.Module):
         mu, log_std = self(obs)
         return tanh_gaussian_log_prob(mu, log_std, action)
 
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterized sample and its log-probability."""
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterized sample and its log-probability (noise from ``generator`` if given, else the global RNG)."""
         mu, log_std = self(obs)
-        u = mu + log_std.exp() * torch.randn_like(mu)
+        noise = (torch.randn_like(mu) if generator is None
+                 else torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype))
+        u = mu + log_std.exp() * noise
         log_prob = _gaussian_log_prob(mu, log_std, u) - _tanh_log_det(u)
         return torch.tanh(u), log_prob
 

@@ -95,3 +95,41 @@ class UniformSampler(MixtureSampler):
 
     def __init__(self, data: Transitions, normalizer: Normalizer, batch_size: int, seed: int, device: torch.device):
         super().__init__({"data": Source(data, batch_size)}, normalizer, seed, device)
+
+
+class RolloutBuffer:
+    """A fixed-capacity ring buffer of model transitions on ``device``; the oldest rows are overwritten first.
+    ``fields`` name each column and its width (0: a scalar per row); ``obs`` and ``next_obs`` are normalized on
+    the way in. Its rows are part of ``state_dict``."""
+
+    def __init__(self, capacity: int, fields: dict[str, int], normalizer: Normalizer, device: torch.device):
+        self.capacity, self.normalizer, self.device = capacity, normalizer, torch.device(device)
+        self.data = {k: torch.zeros((capacity, d) if d else (capacity,), device=self.device) for k, d in fields.items()}
+        self.size, self.position = 0, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, **rows: torch.Tensor) -> None:
+        """Append rows (one tensor per field, raw observations); only the newest ``capacity`` are kept."""
+        rows = {k: (self.normalizer(v) if k in ("obs", "next_obs") else v)[-self.capacity:] for k, v in rows.items()}
+        rows = {k: v.to(self.device, torch.float32) for k, v in rows.items()}
+        count = len(next(iter(rows.values())))
+        index = (self.position + torch.arange(count, device=self.device)) % self.capacity
+        for k, column in self.data.items():
+            column[index] = rows[k]
+        self.position = (self.position + count) % self.capacity
+        self.size = min(self.capacity, self.size + count)
+
+    def sample(self, count: int, generator: torch.Generator) -> TensorBatch:
+        idx = torch.randint(self.size, (count,), generator=generator, device=self.device)
+        return TensorBatch({k: v[idx] for k, v in self.data.items()})
+
+    def state_dict(self) -> dict:
+        return {"size": self.size, "position": self.position,
+                "data": {k: v[:self.size].cpu().clone() for k, v in self.data.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.size, self.position = state["size"], state["position"]
+        for k, v in state["data"].items():
+            self.data[k][:self.size] = v.to(self.device)

@@ -141,7 +141,7 @@ class SRA(Method):
     def pretrain(self, progress) -> None:
         start = time.perf_counter()
         both = Transitions.concat(self.expert, self.supplementary)
-        self.model.fit(both, self.seed, progress)
+        self.model.fit_cached(both, self.seed, progress)
         self.phase_times["model"] = time.perf_counter() - start
         if self.cvae is not None:
             start = time.perf_counter()

@@ -19,6 +19,7 @@ class SACNConfig:
     alpha_lr: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005
+    bc_weight: float = 0.0          # + this x NLL of batch["bc_obs"] -> batch["bc_act"] in the actor loss (CLARE: 0.25)
 
 
 def critic_loss(critic, critic_target, actor, log_alpha, batch, gamma) -> torch.Tensor:
@@ -29,11 +30,13 @@ def critic_loss(critic, critic_target, actor, log_alpha, batch, gamma) -> torch.
     return ensemble_td_loss(critic(batch["obs"], batch["act"]), target)
 
 
-def actor_and_alpha_loss(actor, critic, log_alpha, obs, target_entropy):
+def actor_and_alpha_loss(actor, critic, log_alpha, obs, target_entropy, bc_weight: float = 0.0, bc_batch=None):
     action, log_prob = actor.sample(obs)
     with no_param_grad(critic):  # the gradient goes through Q to the action, not into Q's weights
         q = critic(obs, action).min(0).values
     actor_loss = (log_alpha.exp().detach() * log_prob - q).mean()
+    if bc_weight:  # a BC regularizer on separate (expert) rows: CLARE's
+        actor_loss = actor_loss - bc_weight * actor.log_prob(bc_batch["bc_obs"], bc_batch["bc_act"]).mean()
     alpha_loss = -(log_alpha * (log_prob.detach() + target_entropy)).mean()
     return actor_loss, alpha_loss, -log_prob.detach().mean()
 
@@ -68,7 +71,7 @@ class SACN(LearnerBase):
     def update(self, batch) -> dict[str, torch.Tensor]:
         c = self.config
         loss_pi, loss_alpha, entropy = actor_and_alpha_loss(self.actor, self.critic, self.log_alpha, batch["obs"],
-                                                            self.target_entropy)
+                                                            self.target_entropy, c.bc_weight, batch)
         step(self.actor_optimizer, loss_pi)
         step(self.alpha_optimizer, loss_alpha)
         loss_q = critic_loss(self.critic, self.critic_target, self.actor, self.log_alpha, batch, c.gamma)

@@ -1,0 +1,138 @@
+"""ROMI as an imitation baseline (Wang, Li, Jiang, Zhang, Chen, Tian; "Offline Reinforcement Learning with Reverse
+Model-based Imagination", NeurIPS 2021; official code wenzhe-li/romi), as SPEC §5 reads the SRA paper's use of it.
+
+A Gaussian reverse dynamics ensemble (MOPO's: 7 members, 5 elites picked on a 20% holdout, 4x200 swish) and a
+reverse behaviour policy (uniform U(-1, 1)^|A| on maze2d and hopper, a CVAE p(a | s') elsewhere) imagine, once
+before training, h-step trajectories that *end* in expert states; each step uses a random elite plus its
+Gaussian noise, and a termination check drops predecessors that could not have been visited (hopper, walker2d,
+ant; none on maze2d). Labels as UDS: expert 1, supplementary 0, imagined 0; IQL trains on 256 expert + 256
+mixture rows, the mixture being D^S (1 - r) and imagined transitions (r; maze2d umaze 0.7, medium 0.5, large
+0.3; locomotion 0.1). What separates it from SRA: no goal expansion, no self-paced resampling, no rounds.
+
+Deviations from the official code: the model predicts s - s' only (it also predicts rewards there, which an
+imitation method never sees); inputs are z-scored states and raw actions (MOPO scales both); the ensemble keeps
+its final weights after early stopping (MOPO restores each member's best epoch); the imagined buffer (4e6) is
+generated in one seeded, batched pass (official: rollout batches of 1000) and regenerated, not checkpointed, on
+resume (it is a function of the model, the reverse policy and the seed).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from methods.base import Method, act_numpy
+from methods.cvae import CVAE, CVAEConfig, uniform_actions
+from methods.data import Transitions
+from methods.dynamics import GAUSSIAN, DynamicsConfig, DynamicsEnsemble, rollout, termination_fn
+from methods.learners import IQLConfig, build_learner
+from methods.registry import register
+from methods.sampling import MixtureSampler, Source
+
+
+@dataclass(frozen=True)
+class Config:
+    horizon: int | None = None            # reverse steps per imagined trajectory; None: 5 (maze2d, hopper) or 1
+    reverse_policy: str | None = None     # uniform | cvae; None: uniform (maze2d, hopper) or cvae
+    model_ratio: float | None = None      # imagined share of the mixture half; None: SPEC's per-task table
+    rollout_budget: int = 4_000_000       # imagined transitions, generated once before training (ROMI's buffer)
+    expert_batch_size: int = 256          # expert rows per batch (reward 1)
+    mixture_batch_size: int = 256         # D^S and imagined rows per batch (reward 0)
+    model: DynamicsConfig = field(default_factory=lambda: GAUSSIAN)
+    cvae: CVAEConfig = field(default_factory=lambda: CVAEConfig(num_steps=500_000, batch_size=100))
+    learner: IQLConfig = field(default_factory=IQLConfig)
+
+
+def task_defaults(task) -> dict:
+    """SPEC §5 ROMI: per-task horizon, reverse policy and model ratio."""
+    maze, env = task.family == "maze2d", task.name.split("-")[0]
+    short = maze or env == "hopper"
+    ratio = {"umaze": 0.7, "medium": 0.5, "large": 0.3}.get(task.maze_map) if maze else 0.1
+    return {"horizon": 5 if short else 1, "reverse_policy": "uniform" if short else "cvae", "model_ratio": ratio}
+
+
+@register
+class ROMI(Method):
+    name = "romi"
+    description = "Reverse model imagination from expert states once, UDS labels (1/0/0), IQL"
+    Config = Config
+
+    def __init__(self, task, data, config: Config, seed, device):
+        super().__init__(task, data, config, seed, device)
+        self.settings = {k: getattr(config, k) if getattr(config, k) is not None else v
+                         for k, v in task_defaults(task).items()}
+        self.learner = build_learner(config.learner, task, self.device)
+        self.imagined_count = round(config.mixture_batch_size * self.settings["model_ratio"])
+        self.sampler = MixtureSampler(
+            {"expert": Source(data.expert, config.expert_batch_size, 1.0),
+             "supplementary": Source(data.supplementary, config.mixture_batch_size - self.imagined_count, 0.0)},
+            data.normalizer, seed, self.device)
+        self.model = DynamicsEnsemble(task.obs_dim, task.act_dim, config.model, data.normalizer, "reverse")
+        self.model.to(self.device)
+        self.cvae = (CVAE(task.obs_dim, task.act_dim, config.cvae).to(self.device)
+                     if self.settings["reverse_policy"] == "cvae" else None)
+        self.imagination_seed = seed
+        self.model_info: dict[str, float] = {}
+        self.phase_times = {"model": 0.0, "reverse_policy": 0.0, "imagination": 0.0}
+
+    # ------------------------------------------------------------------------------------ pretrain
+    def pretrain(self, progress) -> None:
+        start = time.perf_counter()
+        union = self.data.union()
+        self.model_info = self.model.fit_cached(union, self.seed, progress)
+        self.phase_times["model"] = time.perf_counter() - start
+        if self.cvae is not None:
+            start = time.perf_counter()
+            generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+            cond = self.data.normalizer(torch.as_tensor(union.next_observations, device=self.device))
+            self.cvae.fit(cond, torch.as_tensor(union.actions, device=self.device), generator, progress)
+            self.phase_times["reverse_policy"] = time.perf_counter() - start
+        start = time.perf_counter()
+        self._imagine(self.imagination_seed)
+        self.phase_times["imagination"] = time.perf_counter() - start
+
+    def imagine(self, seed: int) -> Transitions:
+        """``rollout_budget`` reverse transitions: ``budget // h`` expert states (drawn with replacement) as the
+        last states, h reverse steps back from each."""
+        h = self.settings["horizon"]
+        generator = torch.Generator(device=self.device).manual_seed(seed + 2)
+        expert = torch.as_tensor(self.data.expert.observations, device=self.device)
+        starts = expert[torch.randint(len(expert), (max(1, self.config.rollout_budget // h),), generator=generator,
+                                      device=self.device)]
+        if self.cvae is not None:
+            policy = lambda s: self.cvae.sample(self.data.normalizer(s), generator)  # noqa: E731
+        else:
+            policy = lambda s: uniform_actions(len(s), self.task.act_dim, generator, self.device)  # noqa: E731
+        out = rollout(self.model, policy, starts, h, generator, termination_fn(self.task))
+        n = len(out["act"])
+        obs, act, next_obs = (out[k].cpu().numpy() for k in ("obs", "act", "next_obs"))
+        return Transitions(obs, act, next_obs, np.zeros(n, bool), np.zeros(n, bool), np.zeros(0, np.int64))
+
+    def _imagine(self, seed: int) -> None:
+        self.imagined = self.imagine(seed)
+        self.sampler.replace("imagined", Source(self.imagined, self.imagined_count, 0.0))
+
+    # ---------------------------------------------------------------------------------- interface
+    def update(self, step: int) -> dict[str, float]:
+        return self.learner.update(self.sampler.sample())
+
+    def act(self, obs):
+        return act_numpy(self.learner, self.data.normalizer, obs, self.device)
+
+    def state_dict(self) -> dict:
+        return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),
+                "model": self.model.state_dict(), "cvae": None if self.cvae is None else self.cvae.state_dict(),
+                "imagination_seed": self.imagination_seed, "model_info": dict(self.model_info),
+                "phase_times": dict(self.phase_times)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.model.load_state_dict(state["model"])
+        if self.cvae is not None:
+            self.cvae.load_state_dict(state["cvae"])
+        self.imagination_seed = state["imagination_seed"]
+        self.model_info, self.phase_times = dict(state["model_info"]), dict(state["phase_times"])
+        self._imagine(self.imagination_seed)  # the same transitions as before: same model, policy and seed
+        self.sampler.load_state_dict(state["sampler"])
