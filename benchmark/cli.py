@@ -33,7 +33,9 @@ def tasks_cmd() -> None:
     """List the registered tasks and their aliases."""
     from envs.tasks import ALIASES, TASKS
     for task in TASKS.values():
-        click.echo(f"{task.name:<24} {task.env_id:<26} horizon {task.max_episode_steps:<4} goal cell {task.goal_cell}")
+        what = (f"goal cell {task.goal_cell}" if task.family == "maze2d" else
+                f"D^S {task.supplementary_dataset}, D4RL reference {task.reference[0]:g} / {task.reference[1]:g}")
+        click.echo(f"{task.name:<24} {task.env_id:<26} horizon {task.max_episode_steps:<4} {what}")
     click.echo("\naliases: " + "; ".join(f"{a} = {','.join(t)}" for a, t in ALIASES.items()))
 
 
@@ -72,20 +74,101 @@ def _groups(envs: str) -> list:
     return out
 
 
+def _check_policies(groups: list, policies: str | None) -> None:
+    """Locomotion generation needs behaviour-policy files: name every missing one before building anything."""
+    from envs.locomotion import missing_policies, missing_policies_message
+    robots = [t.group for t in groups if t.family == "locomotion"]
+    if missing := missing_policies(robots, policies):
+        raise BenchError(missing_policies_message(sorted({p.name.rsplit("-", 1)[0] for p in missing},
+                                                         key=robots.index), missing))
+
+
 @data_group.command("generate")
 @click.option("--envs", default="maze2d", show_default=True, help="Tasks or aliases, comma-separated.")
 @click.option("--profile", default=None, help="Data sizes of this profile (default: quick).")
 @click.option("--seed", default=0, show_default=True, help="Generation seed (same seed = same data).")
 @click.option("--force", is_flag=True, help="Rebuild datasets that already exist.")
-def data_generate(envs: str, profile: str | None, seed: int, force: bool) -> None:
+@click.option("--policies", default=None, type=click.Path(file_okay=False),
+              help="Locomotion behaviour-policy directory. [default: $BENCH_POLICIES_DIR or envs/policies]")
+def data_generate(envs: str, profile: str | None, seed: int, force: bool, policies: str | None) -> None:
     """Generate datasets locally and deterministically (no network needed)."""
     from benchmark.profiles import DEFAULT_PROFILE, get_profile
-    from envs.datasets import datasets_root, generate_maze_datasets
+    from envs.datasets import KINDS, dataset_id, dataset_status, datasets_root, generate_datasets
     from tqdm.auto import tqdm
     scale = get_profile(profile or DEFAULT_PROFILE).data
+    groups = _groups(envs)
+    _check_policies([t for t in groups if force or any(dataset_status(dataset_id(t, k, scale)) != "ok" for k in KINDS)],
+                    policies)
     click.echo(f"datasets root: {datasets_root()}")
-    for task in _groups(envs):
-        generate_maze_datasets(task, scale, seed=seed, force=force, progress_factory=tqdm, log=click.echo)
+    for task in groups:
+        generate_datasets(task, scale, seed=seed, force=force, progress_factory=tqdm, log=click.echo,
+                          policies_dir=policies)
+
+
+@data_group.command("fetch")
+@click.option("--envs", default="locomotion", show_default=True, help="Locomotion tasks or aliases, comma-separated.")
+@click.option("--profile", default=None,
+              help="Store under this profile's dataset ids (default: quick); remote data keep their full size.")
+@click.option("--force", is_flag=True, help="Replace datasets that already exist.")
+def data_fetch(envs: str, profile: str | None, force: bool) -> None:
+    """Download Minari's mujoco/<robot>/{expert,medium}-v0 (needs network; offline it fails in seconds)."""
+    from benchmark.profiles import DEFAULT_PROFILE, get_profile
+    from envs.datasets import datasets_root
+    from envs.external import check_online, fetch_locomotion
+    scale = get_profile(profile or DEFAULT_PROFILE).data
+    groups = _groups(envs)
+    if bad := [t.group for t in groups if t.family != "locomotion"]:
+        raise BenchError(f"bench data fetch covers the locomotion tasks; build {', '.join(bad)} with "
+                         f"`bench data generate --envs {','.join(bad)}`")
+    check_online([t.group for t in groups])  # offline: one line within seconds, naming every robot asked for
+    click.echo(f"datasets root: {datasets_root()}")
+    for task in groups:
+        fetch_locomotion(task, scale, force=force, log=click.echo)
+
+
+@data_group.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--task", "task_name", required=True, help="The task the file is for, e.g. hopper-medium.")
+@click.option("--kind", type=click.Choice(["expert", "supplementary"]), required=True,
+              help="expert: D^E's dataset (the first 5 episodes are used); supplementary: D^S's (medium or medium-expert).")
+@click.option("--profile", default=None, help="Store under this profile's dataset ids (default: quick).")
+@click.option("--force", is_flag=True, help="Replace a dataset that already exists.")
+def data_import(file: str, task_name: str, kind: str, profile: str | None, force: bool) -> None:
+    """Import a D4RL HDF5 file (observations, actions, rewards, terminals, timeouts[, next_observations])."""
+    from benchmark.profiles import DEFAULT_PROFILE, get_profile
+    from envs.external import import_d4rl
+    from envs.tasks import get_task
+    scale = get_profile(profile or DEFAULT_PROFILE).data
+    import_d4rl(file, get_task(task_name), kind, scale, force=force, log=click.echo)
+
+
+@data_group.command("train-policies")
+@click.option("--envs", default="locomotion", show_default=True, help="Locomotion tasks or aliases (one run per robot).")
+@click.option("--steps", default=1_000_000, show_default=True, type=click.IntRange(min=1),
+              help="SAC environment steps per robot (one update each).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--work-dir", default="policy-training", show_default=True, type=click.Path(file_okay=False),
+              help="Checkpoints (re-running the same command resumes from them).")
+@click.option("--policies", default=None, type=click.Path(file_okay=False),
+              help="Where the policy files go. [default: $BENCH_POLICIES_DIR or envs/policies]")
+@click.option("--start-steps", default=10_000, show_default=True, type=click.IntRange(min=0),
+              help="Uniform-random steps before SAC acts and updates.")
+@click.option("--eval-every", default=10_000, show_default=True, type=click.IntRange(min=1),
+              help="Evaluate (10 episodes) and keep a snapshot every this many steps.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Torch threads.")
+def data_train_policies(envs: str, steps: int, seed: int, work_dir: str, policies: str | None, start_steps: int,
+                        eval_every: int, threads: int) -> None:
+    """Train the locomotion behaviour policies (SAC; about 1.5-3 h per robot for 1M steps on a 2-core CPU)."""
+    import torch
+    from envs.policy_training import TrainConfig, train_policies
+    from tqdm.auto import tqdm
+    torch.set_num_threads(threads)
+    groups = _groups(envs)
+    if bad := [t.name for t in groups if t.family != "locomotion"]:
+        raise BenchError(f"behaviour policies are trained for locomotion tasks only, not {', '.join(bad)}")
+    for task in groups:
+        config = TrainConfig(total_steps=steps, start_steps=start_steps, eval_every=eval_every)
+        train_policies(task, config, work_dir, seed=seed, policies_dir=policies, progress=tqdm, log=click.echo)
 
 
 @data_group.command("list")
@@ -103,7 +186,7 @@ def data_list() -> None:
 
 def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -> None:
     """Fail before any run starts if data is missing, naming the command that builds it (or build it)."""
-    from envs.datasets import KINDS, dataset_id, dataset_status, generate_maze_datasets
+    from envs.datasets import KINDS, dataset_id, dataset_status, generate_datasets
     from envs.tasks import get_task
     from tqdm.auto import tqdm
     missing = {}
@@ -115,13 +198,17 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
     if not missing:
         return
     if generate_missing:
+        _check_policies([task for task, _ in missing.values()], None)
         for task, _ in missing.values():
-            generate_maze_datasets(task, scale, progress_factory=tqdm, log=click.echo)
+            generate_datasets(task, scale, progress_factory=tqdm, log=click.echo)
         return
     ids = [i for _, bad in missing.values() for i in bad]
     profile = "" if scale == "quick" else f" --profile {scale}"
+    robots = [group for group, (task, _) in missing.items() if task.family == "locomotion"]
+    other = (f"; locomotion data can also be fetched (`bench data fetch --envs {','.join(robots)}`, network) or "
+             f"imported (`bench data import FILE.hdf5 ...`)" if robots else "")
     raise BenchError(f"missing or incomplete datasets: {', '.join(ids)}; build them with "
-                     f"`bench data generate --envs {','.join(missing)}{profile}` (or pass --generate-missing)")
+                     f"`bench data generate --envs {','.join(missing)}{profile}` (or pass --generate-missing){other}")
 
 
 # -------------------------------------------------------------------------------------------------- run

@@ -403,8 +403,21 @@ def _provenance(done: list[dict], failed: list[dict]) -> str:
     def seen(get) -> str:
         return ", ".join(sorted({str(get(r)) for r in runs})) or "none"
 
+    def source(r) -> str:
+        return (r.get("data") or {}).get("source", "unknown")
+
+    by_task: dict[str, set[str]] = {}
+    for r in runs:
+        by_task.setdefault(r.get("task", "?"), set()).add(source(r))
+    labels: dict[str, list[str]] = {}  # source label -> tasks; a task whose runs used several sources says so
+    for task, sources in sorted(by_task.items()):
+        label = next(iter(sources)) if len(sources) == 1 else "MIXED " + " / ".join(sorted(sources))
+        labels.setdefault(label, []).append(task)
+    per_task = "; ".join(f"{label}: {', '.join(tasks)}" for label, tasks in sorted(labels.items())) or "none"
     return "\n".join([
-        f"- data sources: {seen(lambda r: (r.get('data') or {}).get('source', 'unknown'))}",
+        f"- data sources: {seen(source)}",
+        f"- data source per task (generated = built here by `bench data generate`, minari = Minari's remote, "
+        f"imported-d4rl = a D4RL HDF5 file): {per_task}",
         f"- datasets: {seen(lambda r: (r.get('data') or {}).get('expert'))}; "
         f"{seen(lambda r: (r.get('data') or {}).get('supplementary'))}",
         f"- git commits: {seen(lambda r: r.get('git_commit') or 'unknown')}",
@@ -414,6 +427,9 @@ def _provenance(done: list[dict], failed: list[dict]) -> str:
 
 MAZE_NOTE = ("Maze2d paper numbers come from D4RL's mujoco-py maze2d, not the Gymnasium-Robotics PointMaze "
              "used here, so they are not directly comparable.")
+LOCOMOTION_NOTE = ("Locomotion paper numbers come from D4RL's -v2 datasets; only tasks whose data source is "
+                   "imported-d4rl (see Provenance) ran on those data, the others on datasets of other behaviour "
+                   "policies (generated here, or Minari's v5 datasets).")
 
 
 def build_sections(d: ReportData) -> list[Section]:
@@ -435,7 +451,8 @@ def build_sections(d: ReportData) -> list[Section]:
     paper = ("paper tables not found; comparison skipped" if not d.paper_found
              else "no variant is named like a paper method" if not len(matched)
              else "Our last-evaluation mean ± SE beside the paper's mean ± its reported spread."
-             + (" " + MAZE_NOTE if matched["task"].str.startswith("maze2d").any() else ""))
+             + (" " + MAZE_NOTE if matched["task"].str.startswith("maze2d").any() else "")
+             + (" " + LOCOMOTION_NOTE if (~matched["task"].str.startswith("maze2d")).any() else ""))
     failed = pd.DataFrame([(r["run_key"], "—" if r.get("failed_step") is None else r["failed_step"],
                             r.get("error") or "—") for r in d.failed],
                           columns=["run_key", "failed_step", "error"])

@@ -30,7 +30,7 @@ from benchmark.profiles import get_profile
 from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA, atomic_write_bytes,
                              atomic_write_json, run_dir, set_aside)
 from envs import BenchError
-from envs.datasets import dataset_id, load_flat, reference_returns
+from envs.datasets import dataset_id, dataset_source, load_flat, reference_returns
 from envs.evaluation import evaluate_tasks, normalized_score
 from envs.tasks import TaskSpec, get_task
 from methods.data import ImitationData, Transitions
@@ -116,6 +116,13 @@ def load_imitation_data(task: TaskSpec, scale: str, expert_episodes: int) -> Imi
     return ImitationData.build(expert.first_episodes(expert_episodes), supplementary)
 
 
+def data_source(task: TaskSpec, scale: str) -> str:
+    """Where the task's data came from (the datasets' ``bench_source``): "generated", "minari",
+    "imported-d4rl", or "<expert's> + <supplementary's>" when the two differ."""
+    expert, supplementary = (dataset_source(dataset_id(task, kind, scale)) for kind in ("expert", "supplementary"))
+    return expert if expert == supplementary else f"{expert} (expert) + {supplementary} (supplementary)"
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
@@ -167,7 +174,7 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
                 "config": s.config, "overrides": s.overrides,
                 "settings": {**s.settings, "device": str(device), "torch_threads": torch.get_num_threads()},
                 "git_commit": git_commit(), "reference": reference_returns(t, profile.data),
-                "data": {"source": "generated", "expert": dataset_id(t, "expert", profile.data),
+                "data": {"source": data_source(t, profile.data), "expert": dataset_id(t, "expert", profile.data),
                          "supplementary": dataset_id(t, "supplementary", profile.data),
                          "expert_episodes": data.expert.num_episodes, "expert_steps": len(data.expert),
                          "supplementary_steps": len(data.supplementary)}}

@@ -5,6 +5,9 @@ Per maze map and data scale there are two Minari datasets (sparse and dense task
 and ``bench/maze2d-<map>/supplementary[-<scale>]-v0`` (D4RL-style continuing collection toward random
 goals with Gaussian action noise). Reference returns (random policy = min, planner = max) for both
 reward types are measured on the evaluation env and stored in the expert dataset's metadata.
+Locomotion datasets (``bench/<robot>/{expert,medium,medium-expert}[-<scale>]-v0``) are built in
+``envs/locomotion.py``, fetched or imported in ``envs/external.py``; every dataset records where it came
+from in its metadata (``bench_source``: generated | minari | imported-d4rl).
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from envs.tasks import TASKS, TaskSpec
 ACTION_NOISE_STD = 0.5  # D4RL's maze2d generator: a + N(0, 0.5^2), then clipped
 COMPLETE_KEY = "bench_complete"  # written last: a dataset without it is partial
 KINDS = ("expert", "supplementary")
+SOURCES = ("generated", "minari", "imported-d4rl")  # metadata["bench_source"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class DataScale:
     supplementary_steps: dict[str, int]  # per maze map
     expert_episodes: int
     reference_episodes: int
+    locomotion_steps: int = 0  # per locomotion dataset (expert and medium; medium-expert is both)
 
     @property
     def suffix(self) -> str:
@@ -40,14 +45,25 @@ class DataScale:
 
 
 DATA_SCALES = {
-    "smoke": DataScale("smoke", {"umaze": 3_000, "medium": 4_800, "large": 6_400}, 10, 5),
-    "quick": DataScale("quick", {"umaze": 100_000, "medium": 200_000, "large": 400_000}, 100, 100),
-    "paper": DataScale("paper", {"umaze": 1_000_000, "medium": 2_000_000, "large": 4_000_000}, 100, 100),
+    "smoke": DataScale("smoke", {"umaze": 3_000, "medium": 4_800, "large": 6_400}, 10, 5, locomotion_steps=5_000),
+    "quick": DataScale("quick", {"umaze": 100_000, "medium": 200_000, "large": 400_000}, 100, 100,
+                       locomotion_steps=100_000),
+    "paper": DataScale("paper", {"umaze": 1_000_000, "medium": 2_000_000, "large": 4_000_000}, 100, 100,
+                       locomotion_steps=1_000_000),  # D4RL's 1M per locomotion dataset
 }
 
 
+def dataset_name(task: TaskSpec, kind: str) -> str:
+    """The dataset a task reads for ``kind`` ("expert" | "supplementary"): D^S is "medium" on hopper-medium."""
+    return task.supplementary_dataset if kind == "supplementary" else kind
+
+
 def dataset_id(task: TaskSpec, kind: str, scale: str) -> str:
-    return f"{task.dataset_prefix}/{kind}{DATA_SCALES[scale].suffix}-v0"
+    return named_dataset_id(task, dataset_name(task, kind), scale)
+
+
+def named_dataset_id(task: TaskSpec, name: str, scale: str) -> str:
+    return f"{task.dataset_prefix}/{name}{DATA_SCALES[scale].suffix}-v0"
 
 
 def datasets_root() -> Path:
@@ -207,7 +223,7 @@ def generate_maze_datasets(task: TaskSpec, scale: str, seed: int = 0, force: boo
 
 
 def _write_dataset(ds_id: str, task: TaskSpec, episodes: list[Episode], reference: dict, extra: dict,
-                   description: str) -> None:
+                   description: str, algorithm_name: str = "bench-grid-planner") -> None:
     import gymnasium as gym
     import minari
     path = dataset_path(ds_id)
@@ -219,7 +235,7 @@ def _write_dataset(ds_id: str, task: TaskSpec, episodes: list[Episode], referenc
         warnings.simplefilter("ignore")  # minari warns that no env spec is attached: by design
         ds = minari.create_dataset_from_buffers(
             dataset_id=ds_id, buffer=[e.buffer(i) for i, e in enumerate(episodes)], observation_space=obs_space,
-            action_space=act_space, algorithm_name="bench-grid-planner", author={"sra-bench"},
+            action_space=act_space, algorithm_name=algorithm_name, author={"sra-bench"},
             ref_min_score=reference[task.reward_type]["min"], ref_max_score=reference[task.reward_type]["max"],
             description=description)
     ds.storage.update_metadata({**extra, COMPLETE_KEY: True})
@@ -243,6 +259,25 @@ def generate_command(task: TaskSpec, scale: str) -> str:
     return f"bench data generate --envs {task.group}{profile}"
 
 
+def generate_datasets(task: TaskSpec, scale: str, seed: int = 0, force: bool = False, progress_factory=None,
+                      log=print, policies_dir=None) -> list[str]:
+    """Build the datasets of ``task``'s group (a maze map, or a robot's expert/medium/medium-expert)."""
+    if task.family == "locomotion":
+        from envs.locomotion import generate_locomotion_datasets
+        return generate_locomotion_datasets(task, scale, seed=seed, force=force, progress_factory=progress_factory,
+                                            log=log, policies_dir=policies_dir)
+    return generate_maze_datasets(task, scale, seed=seed, force=force, progress_factory=progress_factory, log=log)
+
+
+def dataset_source(ds_id: str) -> str:
+    """Where a dataset came from (metadata ``bench_source``): generated | minari | imported-d4rl."""
+    from minari.dataset.minari_storage import MinariStorage
+    try:
+        return str(MinariStorage.read_raw_metadata(dataset_path(ds_id) / "data").get("bench_source", "unknown"))
+    except Exception:
+        return "unknown"
+
+
 @dataclass
 class FlatDataset:
     """A dataset as flat per-transition arrays plus episode boundaries."""
@@ -261,8 +296,10 @@ def load_flat(ds_id: str, task: TaskSpec, scale: str) -> FlatDataset:
     status = dataset_status(ds_id)
     fix = generate_command(task, scale)
     if status == "missing":
+        other = (f"; or `bench data fetch --envs {task.group}` (network) or `bench data import FILE.hdf5 --task "
+                 f"{task.name} --kind ...`" if task.family == "locomotion" else "")
         raise BenchError(f"dataset {ds_id} not found under {datasets_root()}; build it with `{fix}` "
-                         f"(or pass --generate-missing)")
+                         f"(or pass --generate-missing){other}")
     if status == "partial":
         raise BenchError(f"dataset {ds_id} at {dataset_path(ds_id)} is incomplete (an interrupted generation?); "
                          f"rebuild it with `{fix} --force`")
@@ -292,7 +329,10 @@ def load_flat(ds_id: str, task: TaskSpec, scale: str) -> FlatDataset:
 
 
 def reference_returns(task: TaskSpec, scale: str) -> dict[str, float]:
-    """{"min", "max"} returns for the task's reward type, stored with its expert dataset."""
+    """{"min", "max"} returns: the task's fixed ones (locomotion: D4RL's random and expert returns, whatever
+    the data source), else those for the task's reward type stored with its expert dataset (maze2d)."""
+    if task.reference is not None:
+        return {"min": float(task.reference[0]), "max": float(task.reference[1])}
     from minari.dataset.minari_storage import MinariStorage
     ds_id = dataset_id(task, "expert", scale)
     meta = MinariStorage.read_raw_metadata(dataset_path(ds_id) / "data")

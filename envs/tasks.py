@@ -1,7 +1,9 @@
 """The task registry: which environment, evaluation goal, datasets and score normalization each task uses.
 
 A task is (environment, evaluation protocol, datasets). The six maze2d tasks share one map per size:
-sparse and dense differ only in the evaluation reward, so they read the same datasets.
+sparse and dense differ only in the evaluation reward, so they read the same datasets. The eight
+locomotion tasks share one expert dataset per robot; ``-medium`` and ``-medium-expert`` differ in D^S
+(the medium dataset, or medium + expert as D4RL), so they train apart.
 """
 from __future__ import annotations
 
@@ -27,12 +29,15 @@ class TaskSpec:
     env_kwargs: dict = field(default_factory=dict)
     maze_map: str | None = None  # maze2d only: "umaze" | "medium" | "large"
     goal_cell: tuple[int, int] | None = None  # maze2d only: fixed evaluation goal (row, col)
+    supplementary_dataset: str = "supplementary"  # D^S's dataset name under dataset_prefix ("medium", ...)
+    reference: tuple[float, float] | None = None  # fixed (min, max) returns (D4RL's); None: stored with the data
 
     @property
     def training_key(self) -> str:
         """Tasks with equal keys train identically (same datasets, dynamics, starts and goal); only the
         evaluation reward differs, so one training run can be scored on all of them (sparse and dense)."""
-        return f"{self.dataset_prefix}|{self.max_episode_steps}|{self.goal_cell}|{sorted(self.env_kwargs.items())}"
+        return (f"{self.dataset_prefix}|{self.supplementary_dataset}|{self.max_episode_steps}|{self.goal_cell}|"
+                f"{sorted(self.env_kwargs.items())}")
 
     @property
     def group(self) -> str:
@@ -67,12 +72,41 @@ def _maze_tasks() -> dict[str, TaskSpec]:
     return tasks
 
 
-TASKS: dict[str, TaskSpec] = _maze_tasks()
+# Gymnasium MuJoCo v5 robots: (env id, obs dim, act dim, env kwargs, D4RL reference returns (random, expert)).
+# Ant: the 27-d qpos[2:] + qvel observation (contact forces left out). D4RL's ant-v2 data carry 84 contact-force
+# columns after those 27, all zero (mujoco-py 2.0 never filled cfrc_ext); v5's default 105-d observation adds 78
+# real ones. Keeping the 27 shared columns makes generated, Minari (v5) and D4RL (v2) ant data one task.
+LOCOMOTION_SPECS = {
+    "hopper": ("Hopper-v5", 11, 3, {}, (-20.272305, 3234.3)),
+    "halfcheetah": ("HalfCheetah-v5", 17, 6, {}, (-280.178953, 12135.0)),
+    "walker2d": ("Walker2d-v5", 17, 6, {}, (1.629008, 4592.3)),
+    "ant": ("Ant-v5", 27, 8, {"include_cfrc_ext_in_observation": False}, (-325.6, 3879.7)),
+}
+LOCOMOTION_HORIZON = 1000
+LOCOMOTION_DATASETS = ("medium", "medium-expert")  # D^S per task; D^E is always the expert dataset
 
-# Family and group aliases usable wherever a task list is expected (`--envs maze2d`).
+
+def _locomotion_tasks() -> dict[str, TaskSpec]:
+    tasks = {}
+    for robot, (env_id, obs_dim, act_dim, kwargs, reference) in LOCOMOTION_SPECS.items():
+        for supplementary in LOCOMOTION_DATASETS:
+            name = f"{robot}-{supplementary}"
+            tasks[name] = TaskSpec(
+                name=name, family="locomotion", env_id=env_id, dataset_prefix=f"bench/{robot}",
+                max_episode_steps=LOCOMOTION_HORIZON, obs_dim=obs_dim, act_dim=act_dim, reward_type="env",
+                env_kwargs=dict(kwargs), supplementary_dataset=supplementary, reference=reference)
+    return tasks
+
+
+TASKS: dict[str, TaskSpec] = {**_maze_tasks(), **_locomotion_tasks()}
+
+# Family and group aliases usable wherever a task list is expected (`--envs maze2d`, `--envs hopper`).
 ALIASES: dict[str, list[str]] = {"maze2d": [t for t in TASKS if t.startswith("maze2d-")]}
 for _size in MAZE_SPECS:
     ALIASES[f"maze2d-{_size}"] = [f"maze2d-{_size}-sparse", f"maze2d-{_size}-dense"]
+ALIASES["locomotion"] = [t for t, spec in TASKS.items() if spec.family == "locomotion"]
+for _robot in LOCOMOTION_SPECS:
+    ALIASES[_robot] = [f"{_robot}-{d}" for d in LOCOMOTION_DATASETS]
 
 
 def get_task(name: str) -> TaskSpec:
