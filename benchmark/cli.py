@@ -387,21 +387,27 @@ def plot_augmentation(task: str, run_path: str, out: str | None) -> None:
 
 # ----------------------------------------------------------------------------------------------- report
 @main.command("report")
-@click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False))
+@click.option("--results", "results", multiple=True, default=["results"], show_default=True,
+              type=click.Path(file_okay=False),
+              help="Results directory; repeat to combine grids (e.g. new methods beside bc-exp from an earlier run).")
 @click.option("--out", default="report", show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default=None, help="Which profile's results (needed when several are present).")
+@click.option("--methods", default=None, help="Only these method variants, comma-separated (default: all found).")
 @click.option("--reps", default=None, type=click.IntRange(min=100), help="Bootstrap repetitions for the CIs.")
 @click.option("--table", default=None, type=click.Choice(["paper-table4"]),
               help="Print only this table of the paper (paper-table4: W/T/L of SRA+X over UDS+X); write nothing.")
-def report_cmd(results: str, out: str, profile: str | None, reps: int | None, table: str | None) -> None:
+def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods: str | None, reps: int | None,
+               table: str | None) -> None:
     """Tables (Markdown, CSV, LaTeX), rliable statistics and an HTML page with plots."""
     from benchmark.report import BOOTSTRAP_REPS, ReportError, table_markdown, write_report
+    dirs = [Path(r) for r in results]
+    variants = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
     try:
         if table:
-            click.echo(table_markdown(table, Path(results), profile))
+            click.echo(table_markdown(table, dirs, profile))
             return
-        summary = write_report(Path(results), Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS,
-                               progress=lambda message: click.echo(message, err=True))
+        summary = write_report(dirs, Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS,
+                               progress=lambda message: click.echo(message, err=True), variants=variants)
     except ReportError as e:
         raise BenchError(str(e)) from None
     click.echo(summary.markdown)

@@ -27,7 +27,7 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -72,18 +72,37 @@ class Section:
 
 # ---------------------------------------------------------------- loading and score matrices
 
-def load_results(results_dir: Path, profile: str | None = None,
-                 warn: Callable[[str], None] = print) -> tuple[str, list[dict], list[dict]]:
-    """(profile, done results, failed results) of one profile; ReportError on user errors."""
-    results_dir = Path(results_dir)
-    results = list(iter_results(results_dir, warn)) if results_dir.is_dir() else []
+ResultsDirs = Union[Path, str, Sequence[Union[Path, str]]]
+
+
+def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Callable[[str], None] = print,
+                 variants: Sequence[str] | None = None) -> tuple[str, list[dict], list[dict]]:
+    """(profile, done results, failed results) of one profile from one or more results directories.
+
+    ``variants`` keeps only those method variants (e.g. to put bc-exp from another grid beside new methods).
+    A run found in two directories is ambiguous and refused. ReportError on user errors.
+    """
+    dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
+    where = ", ".join(map(str, dirs))
+    results, seen = [], {}
+    for directory in dirs:
+        for result in (iter_results(directory, warn) if directory.is_dir() else []):
+            if (key := result["run_key"]) in seen:
+                raise ReportError(f"run {key} is in both {seen[key]} and {directory}; pass only one of them")
+            seen[key] = directory
+            results.append(result)
     if not results:
-        raise ReportError(f"no results under {results_dir}; run `bench run ...` first")
+        raise ReportError(f"no results under {where}; run `bench run ...` first")
+    if variants is not None:
+        present = sorted({variant_of(r) for r in results})
+        if unknown := sorted(set(variants) - set(present)):
+            raise ReportError(f"no results for {', '.join(unknown)} under {where}; present: {', '.join(present)}")
+        results = [r for r in results if variant_of(r) in set(variants)]
     profiles = sorted({str(r["profile"]) for r in results})
     if profile is None and len(profiles) > 1:
         raise ReportError(f"results hold profiles {', '.join(profiles)}: pass --profile NAME")
     if profile is not None and profile not in profiles:
-        raise ReportError(f"no results for profile {profile!r} under {results_dir}; "
+        raise ReportError(f"no results for profile {profile!r} under {where}; "
                           f"profiles present: {', '.join(profiles)}")
     profile = profile or profiles[0]
     chosen = [r for r in results if r["profile"] == profile]
@@ -229,7 +248,7 @@ def _pm(entry: tuple[float, float] | None) -> str:
     return "—" if entry is None else f"{_num(entry[0])} ± {_num(entry[1])}"
 
 
-def table_markdown(table: str, results_dir: Path, profile: str | None = None,
+def table_markdown(table: str, results_dir: ResultsDirs, profile: str | None = None,
                    paper_dir: Path | None = DEFAULT_PAPER_DIR) -> str:
     """One named table of the paper from the results (``bench report --table``): ``paper-table4``."""
     if table != "paper-table4":
@@ -562,8 +581,9 @@ def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -
 
 # ---------------------------------------------------------------- entry point
 
-def compute(results_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP_REPS, seed: int = 0,
-            paper_dir: Path | None = DEFAULT_PAPER_DIR, progress: Callable[[str], None] | None = None) -> ReportData:
+def compute(results_dir: ResultsDirs, profile: str | None = None, reps: int = BOOTSTRAP_REPS, seed: int = 0,
+            paper_dir: Path | None = DEFAULT_PAPER_DIR, progress: Callable[[str], None] | None = None,
+            variants: Sequence[str] | None = None) -> ReportData:
     """Load one profile's results and compute every table and statistic of the report."""
     say = progress or (lambda message: None)
     warnings: list[str] = []
@@ -572,7 +592,7 @@ def compute(results_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP
         warnings.append(message)
         say(message)
 
-    profile, done, failed = load_results(results_dir, profile, warn)
+    profile, done, failed = load_results(results_dir, profile, warn, variants)
     if unscored := [r["run_key"] for r in done if not _finite(r.get("final_score"), r.get("best_score"))]:
         warn(f"left out {len(unscored)} done run(s) without finite final/best scores: {', '.join(unscored)}")
         done = [r for r in done if r["run_key"] not in unscored]
@@ -591,14 +611,14 @@ def compute(results_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP
                       paper is not None)
 
 
-def write_report(results_dir: Path, out_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP_REPS,
+def write_report(results_dir: ResultsDirs, out_dir: Path, profile: str | None = None, reps: int = BOOTSTRAP_REPS,
                  seed: int = 0, paper_dir: Path | None = DEFAULT_PAPER_DIR,
-                 progress: Callable[[str], None] | None = None) -> ReportSummary:
+                 progress: Callable[[str], None] | None = None, variants: Sequence[str] | None = None) -> ReportSummary:
     """Write report.md/.html/.tex, scores.csv, per_task.csv, aggregates.csv and plots/ under ``out_dir``.
 
     ``progress(message)`` receives status lines and warnings (e.g. ``click.echo``). ReportError on user errors.
     """
-    d = compute(results_dir, profile, reps, seed, paper_dir, progress)
+    d = compute(results_dir, profile, reps, seed, paper_dir, progress, variants)
     out_dir, title = Path(out_dir), f"Benchmark report: profile {d.profile}"
     (out_dir / "plots").mkdir(parents=True, exist_ok=True)
     sections = build_sections(d)

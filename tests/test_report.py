@@ -246,6 +246,24 @@ def test_user_errors(built, tmp_path):
         write_report(built["root"], tmp_path / "out", profile="paper", reps=REPS)
 
 
+def test_combines_results_directories_and_filters_variants(tmp_path):
+    old, new = tmp_path / "old", tmp_path / "new"
+    for seed in range(2):
+        write_run(old, "bc-exp", T1, seed, 40.0 + seed)
+        write_run(old, "sra", T1, seed, 90.0)
+        write_run(new, "dwbc", T1, seed, 20.0 + seed)
+    summary = write_report([new, old], tmp_path / "out", reps=REPS, variants=["dwbc", "bc-exp"])
+    per_task = pd.read_csv(tmp_path / "out" / "per_task.csv").set_index(["variant", "task"])
+    assert sorted(per_task.index.get_level_values("variant")) == ["bc-exp", "dwbc"]
+    assert per_task.loc[("bc-exp", T1), "mean"] == pytest.approx(40.5)
+    assert summary.complete == ["bc-exp", "dwbc"]
+    with pytest.raises(ReportError, match="no results for milo under .*present: bc-exp, dwbc, sra"):
+        write_report([new, old], tmp_path / "out", reps=REPS, variants=["milo"])
+    write_run(new, "sra", T1, 0, 10.0)  # the same run key in both directories
+    with pytest.raises(ReportError, match="run sra/.*seed0.* is in both .*pass only one"):
+        write_report([new, old], tmp_path / "out", reps=REPS)
+
+
 def test_only_failed_runs_still_reports(tmp_path):
     root = tmp_path / "results"
     write_run(root, "dwbc", T1, 0, 0.0, status="failed", error="boom")
