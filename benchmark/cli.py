@@ -1,8 +1,10 @@
 """The ``bench`` command line: a thin layer over library functions (everything is scriptable from Python)."""
 from __future__ import annotations
 
+import os
 import sys
 from collections import defaultdict
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -293,11 +295,26 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, ou
                  len(seed_list))
         return
     ensure_datasets(task_names, chosen.data, generate_missing)
-    summary = run_grid(specs, options, force=force, retry_failed=retry_failed, warn=click.echo, executor=runner)
+    # trained dynamics models are shared by the grid's runs (methods/model_cache.py); BENCH_MODEL_CACHE= disables
+    with _env_default("BENCH_MODEL_CACHE", str(Path(out).resolve() / "model-cache")):
+        summary = run_grid(specs, options, force=force, retry_failed=retry_failed, warn=click.echo, executor=runner)
     _print_scores(summary.results, chosen.name)
     if summary.failed:
         click.echo(f"{len(summary.failed)} run(s) failed; their errors are in their result.json files")
     click.echo(f"results in {out}/; next: bench report --results {out}")
+
+
+@contextmanager
+def _env_default(name: str, value: str):
+    """Set an environment variable (seen by the workers) for the block unless the user set it."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)
 
 
 def _dry_run(specs, options, runner, force, retry_failed, profile, n_methods, n_tasks, n_seeds) -> None:

@@ -1,6 +1,8 @@
 """Bad input gives a one-line error naming the problem and the fix; never a traceback."""
 from __future__ import annotations
 
+import os
+
 import pytest
 from click.testing import CliRunner
 
@@ -72,3 +74,14 @@ def test_listing_commands():
     for command, expected in [("tasks", "maze2d-large-dense"), ("methods", "bc-exp"), ("profiles", "quick")]:
         code, output = bench(command)
         assert code == 0 and expected in output
+
+
+def test_run_shares_models_through_a_cache_in_the_results_directory(umaze_smoke, tmp_path, monkeypatch):
+    """MILO and CLARE need the same forward model: the grid trains it once (a cache under --out), and the
+    variable that points the workers there is gone after the run."""
+    monkeypatch.delenv("BENCH_MODEL_CACHE", raising=False)
+    code, output = bench("run", "--methods", "milo,clare", "--envs", "maze2d-umaze-sparse", "--seeds", "1",
+                         "--profile", "smoke", "--out", str(tmp_path / "res"), "--no-progress", "--workers", "1")
+    assert code == 0, output
+    assert len(list((tmp_path / "res" / "model-cache").glob("*.pt"))) == 1
+    assert "BENCH_MODEL_CACHE" not in os.environ
