@@ -29,3 +29,19 @@ def umaze_smoke(minari_root):
     task = get_task("maze2d-umaze-sparse")
     generate_maze_datasets(task, "smoke", seed=0, log=lambda *_: None)
     return task
+
+
+@pytest.fixture(scope="session")
+def umaze_random_score(umaze_smoke):
+    """The normalized score of a uniform-random policy on maze2d-umaze (smoke references) over ``episodes``
+    evaluation episodes: the floor that "beats random" tests compare a method against."""
+    import numpy as np
+
+    from envs.datasets import reference_returns
+    from envs.evaluation import evaluate, normalized_score
+
+    def score(episodes: int) -> float:
+        rng = np.random.default_rng(0)
+        returns = evaluate(lambda obs: rng.uniform(-1, 1, (len(obs), 2)), umaze_smoke, episodes)
+        return normalized_score(returns.mean(), reference_returns(umaze_smoke, "smoke"))
+    return score

@@ -9,8 +9,6 @@ import torch
 from benchmark.grid import expand_grid
 from benchmark.profiles import PROFILES
 from benchmark.runner import RunOptions, run_one
-from envs.datasets import reference_returns
-from envs.evaluation import evaluate, normalized_score
 from envs.tasks import TaskSpec
 from methods.data import ImitationData, Transitions, synthetic_episodes
 from methods.demodice import Config, DemoDICE, bc_weights, discriminator_loss, reward_from_logits
@@ -75,7 +73,7 @@ def test_gradient_penalty_reaches_every_layer():
     assert all(g.abs().max() > 1e-6 for g in weight_grads)
 
 
-def test_demodice_beats_random_on_umaze_smoke(umaze_smoke, tmp_path, monkeypatch):
+def test_demodice_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path, monkeypatch):
     """300 smoke updates are too few for the NLL actor: 600 updates at batch 256 with actor lr 1e-3.
     Measured final scores (seeds 0-4): 55, 87, 83, 23, 45; random: -20."""
     profile = dataclasses.replace(PROFILES["smoke"], num_steps=600, eval_every=300)
@@ -83,8 +81,6 @@ def test_demodice_beats_random_on_umaze_smoke(umaze_smoke, tmp_path, monkeypatch
     spec = expand_grid(["demodice"], [umaze_smoke.name], [0], profile,
                        {"demodice": {"batch_size": 256, "actor_lr": 1e-3}})[0]
     result = run_one(spec, RunOptions(root=tmp_path, device="cpu", show_progress=False))
-    rng = np.random.default_rng(0)
-    random_returns = evaluate(lambda obs: rng.uniform(-1, 1, (len(obs), 2)), umaze_smoke, profile.eval_episodes)
-    random_score = normalized_score(random_returns.mean(), reference_returns(umaze_smoke, "smoke"))
+    random_score = umaze_random_score(profile.eval_episodes)
     assert result["status"] == "done"
     assert result["final_score"] > random_score + 25

@@ -386,12 +386,10 @@ UDS_STEPS = 1000
 UDS_OVERRIDES = {"expert_batch_size": 128, "supplementary_batch_size": 128}
 
 
-def test_uds_beats_random_on_umaze_smoke(umaze_smoke, tmp_path, monkeypatch):
+def test_uds_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path, monkeypatch):
     from benchmark import profiles
     from benchmark.grid import expand_grid
     from benchmark.runner import RunOptions, run_one
-    from envs.datasets import reference_returns
-    from envs.evaluation import evaluate, normalized_score
 
     profile = dataclasses.replace(profiles.get_profile("smoke"), num_steps=UDS_STEPS, eval_every=UDS_STEPS // 2,
                                   eval_episodes=5)
@@ -399,9 +397,7 @@ def test_uds_beats_random_on_umaze_smoke(umaze_smoke, tmp_path, monkeypatch):
     spec = expand_grid(["uds"], [umaze_smoke.name], [0], profile, {"uds": UDS_OVERRIDES})[0]
     result = run_one(spec, RunOptions(root=tmp_path, device="cpu", show_progress=False))
 
-    rng = np.random.default_rng(0)
-    random_returns = evaluate(lambda obs: rng.uniform(-1, 1, (len(obs), 2)), umaze_smoke, profile.eval_episodes)
-    random_score = normalized_score(random_returns.mean(), reference_returns(umaze_smoke, "smoke"))
+    random_score = umaze_random_score(profile.eval_episodes)
     assert result["status"] == "done", result.get("error")
     assert result["settings"]["num_steps"] == UDS_STEPS and result["config"]["expert_batch_size"] == 128
     assert result["curve"]["step"] == [0, UDS_STEPS // 2, UDS_STEPS]

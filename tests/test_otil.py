@@ -10,8 +10,6 @@ import torch
 import benchmark.profiles as profiles
 from benchmark.grid import expand_grid
 from benchmark.runner import RunOptions, run_one
-from envs.datasets import reference_returns
-from envs.evaluation import evaluate, normalized_score
 from envs.tasks import TaskSpec
 from methods import otil
 from methods.data import synthetic_data
@@ -111,14 +109,12 @@ def test_update_before_relabelling_fails_clearly():
         _build().update(0)
 
 
-def test_otil_beats_random_on_umaze_smoke(umaze_smoke, tmp_path, monkeypatch):
+def test_otil_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path, monkeypatch):
     """Smoke data (3k D^S steps), 600 updates, one evaluation of 10 episodes at the end, 3 seeds.
     Calibration (measured): final scores 2.2 / 21.5 / 26.1 against a random policy at -15.0."""
     smoke = dataclasses.replace(profiles.PROFILES["smoke"], num_steps=600, eval_every=600, eval_episodes=10)
     monkeypatch.setitem(profiles.PROFILES, "smoke", smoke)
-    rng = np.random.default_rng(0)
-    random_returns = evaluate(lambda obs: rng.uniform(-1, 1, (len(obs), 2)), umaze_smoke, smoke.eval_episodes)
-    random_score = normalized_score(random_returns.mean(), reference_returns(umaze_smoke, "smoke"))
+    random_score = umaze_random_score(smoke.eval_episodes)
     options = RunOptions(root=tmp_path, device="cpu", show_progress=False)
     scores = []
     for spec in expand_grid(["otil"], [umaze_smoke.name], [0, 1, 2], smoke):

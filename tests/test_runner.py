@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import numpy as np
 import pytest
 import torch
 
@@ -13,8 +12,6 @@ from benchmark.grid import expand_grid
 from benchmark.profiles import get_profile
 from benchmark.runner import RunOptions, SimulatedKill, run_one, run_shared
 from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
-from envs.evaluation import evaluate, normalized_score
-from envs.datasets import reference_returns
 from methods import registry
 from methods.bc_exp import BCExp
 
@@ -29,11 +26,9 @@ def options(tmp_path, **kw):
     return RunOptions(root=tmp_path, device="cpu", show_progress=False, **kw)
 
 
-def test_bc_exp_beats_random_on_umaze_smoke(umaze_smoke, tmp_path):
+def test_bc_exp_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path):
     result = run_one(spec(), options(tmp_path))
-    rng = np.random.default_rng(0)
-    random_returns = evaluate(lambda obs: rng.uniform(-1, 1, (len(obs), 2)), umaze_smoke, SMOKE.eval_episodes)
-    random_score = normalized_score(random_returns.mean(), reference_returns(umaze_smoke, "smoke"))
+    random_score = umaze_random_score(SMOKE.eval_episodes)
     assert result["status"] == "done"
     assert result["final_score"] > random_score + 30
     assert len(result["curve"]["step"]) == SMOKE.num_steps // SMOKE.eval_every + 1  # + the step-0 point
