@@ -58,6 +58,14 @@ def profiles_cmd() -> None:
                    f"data '{p.data}' - {p.description}")
 
 
+def progress_bar(*args, **kwargs):
+    """tqdm for the data commands; redrawn at most every 30 s when stderr is not a terminal (nohup, batch jobs)
+    so their logs stay readable."""
+    from tqdm.auto import tqdm
+    kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 30.0)
+    return tqdm(*args, **kwargs)
+
+
 # ------------------------------------------------------------------------------------------------- data
 @main.group("data")
 def data_group() -> None:
@@ -96,14 +104,13 @@ def data_generate(envs: str, profile: str | None, seed: int, force: bool, polici
     """Generate datasets locally and deterministically (no network needed)."""
     from benchmark.profiles import DEFAULT_PROFILE, get_profile
     from envs.datasets import KINDS, dataset_id, dataset_status, datasets_root, generate_datasets
-    from tqdm.auto import tqdm
     scale = get_profile(profile or DEFAULT_PROFILE).data
     groups = _groups(envs)
     _check_policies([t for t in groups if force or any(dataset_status(dataset_id(t, k, scale)) != "ok" for k in KINDS)],
                     policies)
     click.echo(f"datasets root: {datasets_root()}")
     for task in groups:
-        generate_datasets(task, scale, seed=seed, force=force, progress_factory=tqdm, log=click.echo,
+        generate_datasets(task, scale, seed=seed, force=force, progress_factory=progress_bar, log=click.echo,
                           policies_dir=policies)
 
 
@@ -163,14 +170,14 @@ def data_train_policies(envs: str, steps: int, seed: int, work_dir: str, policie
     """Train the locomotion behaviour policies (SAC; about 1.5-3 h per robot for 1M steps on a 2-core CPU)."""
     import torch
     from envs.policy_training import TrainConfig, train_policies
-    from tqdm.auto import tqdm
     torch.set_num_threads(threads)
     groups = _groups(envs)
     if bad := [t.name for t in groups if t.family != "locomotion"]:
         raise BenchError(f"behaviour policies are trained for locomotion tasks only, not {', '.join(bad)}")
     for task in groups:
         config = TrainConfig(total_steps=steps, start_steps=start_steps, eval_every=eval_every)
-        train_policies(task, config, work_dir, seed=seed, policies_dir=policies, progress=tqdm, log=click.echo)
+        train_policies(task, config, work_dir, seed=seed, policies_dir=policies, progress=progress_bar,
+                       log=click.echo)
 
 
 @data_group.command("list")
@@ -190,7 +197,6 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
     """Fail before any run starts if data is missing, naming the command that builds it (or build it)."""
     from envs.datasets import KINDS, dataset_id, dataset_status, generate_datasets
     from envs.tasks import get_task
-    from tqdm.auto import tqdm
     missing = {}
     for name in task_names:
         task = get_task(name)
@@ -202,7 +208,7 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
     if generate_missing:
         _check_policies([task for task, _ in missing.values()], None)
         for task, _ in missing.values():
-            generate_datasets(task, scale, progress_factory=tqdm, log=click.echo)
+            generate_datasets(task, scale, progress_factory=progress_bar, log=click.echo)
         return
     ids = [i for _, bad in missing.values() for i in bad]
     profile = "" if scale == "quick" else f" --profile {scale}"
