@@ -5,8 +5,8 @@ SAC is the shared SAC-N learner (methods/learners/sacn.py) with 2 critics of 2x2
 automatic entropy tuning), one update per environment step after ``start_steps`` uniform-random steps,
 batch 256, a 1M-transition replay buffer; timeouts bootstrap, terminations do not. Every ``eval_every``
 steps the deterministic policy is evaluated (fixed starts) and its actor kept as a snapshot. At the end,
-following D4RL: expert = the best-evaluated snapshot, medium = the snapshot whose return is closest to
-``medium_fraction`` (1/3) of the expert's.
+following D4RL: expert = the best-evaluated snapshot of a trained actor (after ``start_steps``), medium = the
+snapshot whose return is closest to ``medium_fraction`` (1/3) of the expert's.
 
 Resume: a checkpoint (learner, optimizers, replay buffer, RNG states, snapshots, step and episode
 counters) is written at the first episode end after every ``checkpoint_every`` steps; episode i of the
@@ -181,13 +181,18 @@ class PolicyTrainer:
         return self.select()
 
     def select(self) -> dict:
-        """Expert = best-evaluated snapshot; medium = return closest to medium_fraction x the expert's."""
-        if not self.snapshots:
-            raise BenchError(f"{self.task.group}: no evaluation snapshot yet (eval_every {self.config.eval_every:,} > "
-                             f"steps {self.step:,})")
-        expert = max(self.snapshots, key=lambda s: s["return"])
+        """Expert = best-evaluated snapshot; medium = return closest to medium_fraction x the expert's.
+
+        Snapshots taken before SAC has trained (step <= start_steps) are left out: an untrained actor's
+        near-zero actions can out-score early learning (ant stands still and collects its healthy reward)."""
+        trained = [s for s in self.snapshots if s["step"] > self.config.start_steps]
+        if not trained:
+            raise BenchError(f"{self.task.group}: no evaluation snapshot of a trained actor yet (steps "
+                             f"{self.step:,}, start_steps {self.config.start_steps:,}, eval_every "
+                             f"{self.config.eval_every:,}); train longer with --steps")
+        expert = max(trained, key=lambda s: s["return"])
         target = self.config.medium_fraction * expert["return"]
-        medium = min(self.snapshots, key=lambda s: (abs(s["return"] - target), s["step"]))
+        medium = min(trained, key=lambda s: (abs(s["return"] - target), s["step"]))
         return {"expert": expert, "medium": medium, "steps": self.step, "elapsed_s": self.elapsed_s}
 
     def write_policies(self, chosen: dict, directory: str | Path | None = None) -> list[Path]:

@@ -312,7 +312,12 @@ def test_policy_trainer_resumes_exactly_and_writes_policy_files(tmp_path):
     policy = load_policy(paths[0], HOPPER)
     assert policy.meta["level"] == "expert" and policy.meta["eval_return"] == chosen["expert"]["return"]
     assert policy.act(np.zeros((2, 11))).shape == (2, 3)
-    # the selection rule: expert = best, medium = closest to 1/3 of it
-    whole.snapshots = [{"step": s, "return": r, "actor": None} for s, r in [(1, 10.0), (2, 300.0), (3, 1000.0), (4, 900.0)]]
+    # the selection rule: expert = best, medium = closest to 1/3 of it, among snapshots of a trained actor
+    # (the one at start_steps = 80 is the untrained actor: left out even though it scores best)
+    whole.snapshots = [{"step": s, "return": r, "actor": None}
+                       for s, r in [(80, 1500.0), (160, 300.0), (240, 1000.0), (320, 900.0)]]
     picked = whole.select()
-    assert picked["expert"]["step"] == 3 and picked["medium"]["step"] == 2
+    assert picked["expert"]["step"] == 240 and picked["medium"]["step"] == 160
+    whole.snapshots = whole.snapshots[:1]
+    with pytest.raises(BenchError, match="no evaluation snapshot of a trained actor yet"):
+        whole.select()
