@@ -266,7 +266,11 @@ def test_fetch_offline_fails_fast_and_downloads_nothing(tmp_path, monkeypatch):
                    "bench data generate --envs hopper")
     assert time.perf_counter() - start < 5
     # a remote that never answers (DNS or a black hole) is cut off by the timeout
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    def black_hole(*args, **kwargs):  # hangs, then fails as a real connect timeout would (in its own thread)
+        time.sleep(30)
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(socket, "create_connection", black_hole)
     start = time.perf_counter()
     with pytest.raises(BenchError, match="timed out"):
         external.check_online(["hopper"], timeout=0.3)
