@@ -75,6 +75,10 @@ class Section:
 ResultsDirs = Union[Path, str, Sequence[Union[Path, str]]]
 
 
+def _dirs(results_dirs: ResultsDirs) -> list[Path]:
+    return [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
+
+
 def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Callable[[str], None] = print,
                  variants: Sequence[str] | None = None) -> tuple[str, list[dict], list[dict]]:
     """(profile, done results, failed results) of one profile from one or more results directories.
@@ -82,7 +86,7 @@ def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Ca
     ``variants`` keeps only those method variants (e.g. to put bc-exp from another grid beside new methods).
     A run found in two directories is ambiguous and refused. ReportError on user errors.
     """
-    dirs = [Path(results_dirs)] if isinstance(results_dirs, (str, Path)) else [Path(d) for d in results_dirs]
+    dirs = _dirs(results_dirs)
     where = ", ".join(map(str, dirs))
     results, seen = [], {}
     for directory in dirs:
@@ -258,7 +262,8 @@ def table_markdown(table: str, results_dir: ResultsDirs, profile: str | None = N
     per_task = per_task_table(scores_frame(done), paper)
     summary, detail = win_tie_loss(per_task, paper), win_tie_loss_detail(per_task, paper)
     if summary.empty:
-        raise ReportError(f"no SRA/UDS pairs on a shared learner under {results_dir} (profile {profile}); run e.g. "
+        raise ReportError(f"no SRA/UDS pairs on a shared learner under {', '.join(map(str, _dirs(results_dir)))} "
+                          f"(profile {profile}); run e.g. "
                           f"`bench run --grid paper-table4 --profile {profile}`")
     text = ("W/T/L of SRA+X over UDS+X per task (tie: the mean ± SE intervals overlap; the paper's outcome "
             "uses its ± intervals)")
