@@ -98,10 +98,10 @@ def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Ca
     if not results:
         raise ReportError(f"no results under {where}; run `bench run ...` first")
     if variants is not None:
-        present = sorted({variant_of(r) for r in results})
-        if unknown := sorted(set(variants) - set(present)):
+        wanted, present = set(variants), sorted({variant_of(r) for r in results})
+        if unknown := sorted(wanted - set(present)):
             raise ReportError(f"no results for {', '.join(unknown)} under {where}; present: {', '.join(present)}")
-        results = [r for r in results if variant_of(r) in set(variants)]
+        results = [r for r in results if variant_of(r) in wanted]
     profiles = sorted({str(r["profile"]) for r in results})
     if profile is None and len(profiles) > 1:
         raise ReportError(f"results hold profiles {', '.join(profiles)}: pass --profile NAME")

@@ -331,8 +331,8 @@ def load_flat(ds_id: str, task: TaskSpec, scale: str) -> FlatDataset:
 def reference_returns(task: TaskSpec, scale: str) -> dict[str, float]:
     """{"min", "max"} returns: the task's fixed ones (locomotion: D4RL's random and expert returns, whatever
     the data source), else those for the task's reward type stored with its expert dataset (maze2d)."""
-    if task.reference is not None:
-        return {"min": float(task.reference[0]), "max": float(task.reference[1])}
+    if (fixed := task.fixed_reference()) is not None:
+        return fixed
     from minari.dataset.minari_storage import MinariStorage
     ds_id = dataset_id(task, "expert", scale)
     meta = MinariStorage.read_raw_metadata(dataset_path(ds_id) / "data")

@@ -76,8 +76,7 @@ def _episodes_from_flat(obs, actions, rewards, terminals, timeouts, next_obs):
 
 def _write(task: TaskSpec, ds_id: str, episodes, name: str, extra: dict, description: str) -> None:
     from envs.datasets import _write_dataset
-    from envs.locomotion import reference_of
-    reference = {task.reward_type: reference_of(task)}
+    reference = {task.reward_type: task.fixed_reference()}
     _write_dataset(ds_id, task, episodes, reference,
                    {"bench_reference": reference, "bench_kind": "expert" if name == "expert" else "supplementary",
                     "bench_dataset": name, "bench_mean_return": float(np.mean([e.rewards.sum() for e in episodes])),

@@ -210,7 +210,7 @@ def generate_locomotion_datasets(task: TaskSpec, scale: str, seed: int = 0, forc
             progress=bar.update if bar else None)
     if bar:
         bar.close()
-    reference = {task.reward_type: reference_of(task)}
+    reference = {task.reward_type: task.fixed_reference()}
     common = {"bench_source": "generated", "bench_seed": seed, "bench_scale": scale, "bench_reference": reference}
     policy_meta = {level: {"file": policy_path(robot, level, policies_dir).name, "sha256": p.sha256,
                            "eval_return": p.meta.get("eval_return"), "train_steps": p.meta.get("train_steps")}
@@ -228,7 +228,3 @@ def generate_locomotion_datasets(task: TaskSpec, scale: str, seed: int = 0, forc
         f"{np.mean([e.rewards.sum() for e in episodes['expert']]):.1f}, medium "
         f"{np.mean([e.rewards.sum() for e in episodes['medium']]):.1f} (D4RL reference {task.reference})")
     return list(ids.values())
-
-
-def reference_of(task: TaskSpec) -> dict[str, float]:
-    return {"min": float(task.reference[0]), "max": float(task.reference[1])}

@@ -44,6 +44,11 @@ class TaskSpec:
         """Map name without the reward variant: tasks of one group share datasets."""
         return self.dataset_prefix.split("/", 1)[1]
 
+    def fixed_reference(self) -> dict[str, float] | None:
+        """{"min", "max"} returns when the task fixes them (locomotion: D4RL's random and expert), else None
+        (maze2d: measured and stored with the data)."""
+        return None if self.reference is None else {"min": float(self.reference[0]), "max": float(self.reference[1])}
+
     def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         return (np.full(self.act_dim, self.action_low, np.float32),
                 np.full(self.act_dim, self.action_high, np.float32))
