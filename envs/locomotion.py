@@ -91,13 +91,11 @@ def save_policy(path: str | Path, task: TaskSpec, level: str, actor, hidden_dims
                "actor": {k: v.detach().cpu().clone() for k, v in actor.state_dict().items()},
                "eval_return": None if eval_return is None else float(eval_return),
                "train_steps": None if train_steps is None else int(train_steps), "notes": notes}
+    from benchmark.store import atomic_write_bytes
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

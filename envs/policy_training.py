@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,12 +112,10 @@ class PolicyTrainer:
         self.elapsed_s = state["elapsed_s"]
 
     def save(self) -> None:
-        self.work_dir.mkdir(parents=True, exist_ok=True)
+        from benchmark.store import atomic_write_bytes
         buffer = io.BytesIO()
         torch.save(self.state_dict(), buffer)
-        tmp = self.checkpoint_path.with_name(self.checkpoint_path.name + ".tmp")
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, self.checkpoint_path)
+        atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
 
     def resume(self) -> bool:
         if not self.checkpoint_path.exists():
