@@ -37,7 +37,7 @@ from methods.learners import SACNConfig, build_learner
 from methods.learners.base import step as optimizer_step
 from methods.nets import adam, mlp
 from methods.registry import register
-from methods.sampling import RolloutBuffer
+from methods.sampling import RolloutBuffer, random_rows
 
 
 @dataclass(frozen=True)
@@ -123,15 +123,12 @@ class CLARE(Method):
         self.model_info.update({"clare/z": float(self.z), "clare/known": known})
         self.phase_times["model"] = time.perf_counter() - start
 
-    def _rows(self, tensor: torch.Tensor, count: int) -> torch.Tensor:
-        return tensor[torch.randint(len(tensor), (count,), generator=self.generator, device=self.device)]
-
     @torch.no_grad()
     def collect(self) -> None:
         """A model rollout of the current policy from expert states; rows carry the current reward."""
         c, norm = self.config, self.data.normalizer
         policy = lambda s: self.learner.actor.sample(norm(s), self.generator)[0]  # noqa: E731
-        out = rollout(self.model, policy, self._rows(self.expert_obs, c.rollout_batch), c.horizon, self.generator,
+        out = rollout(self.model, policy, random_rows(self.expert_obs, c.rollout_batch, self.generator), c.horizon, self.generator,
                       termination_fn(self.task))
         if c.horizon > 1:
             out = {k: v[out["step"] > 0] for k, v in out.items()}
@@ -148,7 +145,7 @@ class CLARE(Method):
                                      device=self.device)
             loss = reward_loss(self.reward, self.replay.sample(c.reward_batch_size, self.generator)["sa"],
                                self.data_sa[data_idx], self.data_weight[data_idx],
-                               self._rows(self.expert_sa, c.reward_batch_size), self.z, c.regularizer_weight)
+                               random_rows(self.expert_sa, c.reward_batch_size, self.generator), self.z, c.regularizer_weight)
             optimizer_step(self.reward_optimizer, loss)
         return {"loss/reward": loss.detach()}
 
@@ -163,8 +160,8 @@ class CLARE(Method):
             self.collect()
             self.phase_times["rollouts"] += time.perf_counter() - start
         batch = self.buffer.sample(c.batch_size, self.generator)
-        expert = torch.randint(len(self.expert_sa), (c.bc_batch_size,), generator=self.generator, device=self.device)
-        batch["bc_obs"], batch["bc_act"] = self.expert_sa[expert].split([self.task.obs_dim, self.task.act_dim], -1)
+        expert = random_rows(self.expert_sa, c.bc_batch_size, self.generator)
+        batch["bc_obs"], batch["bc_act"] = expert.split([self.task.obs_dim, self.task.act_dim], -1)
         return {**self.learner.update(batch), **metrics, "clare/reward_model": batch["reward"].mean()}
 
     @torch.no_grad()

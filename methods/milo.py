@@ -38,7 +38,7 @@ from methods.dynamics import GAUSSIAN, DynamicsConfig, DynamicsEnsemble, rollout
 from methods.learners import SACNConfig, build_learner
 from methods.nets import adam
 from methods.registry import register
-from methods.sampling import RolloutBuffer, UniformSampler
+from methods.sampling import RolloutBuffer, UniformSampler, random_rows
 
 
 @dataclass(frozen=True)
@@ -162,8 +162,8 @@ class MILO(Method):
         outs = []
         for pool, n in ((self.expert_obs, n_expert), (self.supplementary_obs, c.rollout_batch - n_expert)):
             if n:
-                starts = pool[torch.randint(len(pool), (n,), generator=self.generator, device=self.device)]
-                outs.append(rollout(self.model, policy, starts, c.horizon, self.generator, termination_fn(self.task)))
+                outs.append(rollout(self.model, policy, random_rows(pool, n, self.generator), c.horizon,
+                                    self.generator, termination_fn(self.task)))
         out = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
         penalty = -c.lambda_b * (out["disagreement"] / self.max_disagreement).clamp(max=1.0)
         self.buffer.add(obs=out["obs"], act=out["act"], next_obs=out["next_obs"], done=out["done"], reward=penalty)
@@ -182,9 +182,8 @@ class MILO(Method):
         batch = self.buffer.sample(self.config.batch_size, self.generator)
         batch["reward"] = self.rewards(batch["obs"], batch["act"], batch["reward"])
         if self.config.learner.bc_weight:
-            expert = torch.randint(len(self.expert_sa), (self.config.bc_batch_size,), generator=self.generator,
-                                   device=self.device)
-            batch["bc_obs"], batch["bc_act"] = self.expert_sa[expert].split([self.task.obs_dim, self.task.act_dim], -1)
+            expert = random_rows(self.expert_sa, self.config.bc_batch_size, self.generator)
+            batch["bc_obs"], batch["bc_act"] = expert.split([self.task.obs_dim, self.task.act_dim], -1)
         return {**self.learner.update(batch), "milo/mmd": self.mmd, "milo/reward": batch["reward"].mean()}
 
     def act(self, obs):

@@ -29,7 +29,7 @@ from methods.data import Transitions
 from methods.dynamics import GAUSSIAN, DynamicsConfig, DynamicsEnsemble, rollout, termination_fn
 from methods.learners import IQLConfig, build_learner
 from methods.registry import register
-from methods.sampling import MixtureSampler, Source
+from methods.sampling import MixtureSampler, Source, random_rows
 
 
 @dataclass(frozen=True)
@@ -99,8 +99,7 @@ class ROMI(Method):
         h = self.settings["horizon"]
         generator = torch.Generator(device=self.device).manual_seed(seed + 2)
         expert = torch.as_tensor(self.data.expert.observations, device=self.device)
-        starts = expert[torch.randint(len(expert), (max(1, self.config.rollout_budget // h),), generator=generator,
-                                      device=self.device)]
+        starts = random_rows(expert, max(1, self.config.rollout_budget // h), generator)
         if self.cvae is not None:
             policy = lambda s: self.cvae.sample(self.data.normalizer(s), generator)  # noqa: E731
         else:

@@ -97,6 +97,11 @@ class UniformSampler(MixtureSampler):
         super().__init__({"data": Source(data, batch_size)}, normalizer, seed, device)
 
 
+def random_rows(pool: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` rows of ``pool`` drawn uniformly with replacement from ``generator`` (on the pool's device)."""
+    return pool[torch.randint(len(pool), (count,), generator=generator, device=pool.device)]
+
+
 class RolloutBuffer:
     """A fixed-capacity ring buffer of model transitions on ``device``; the oldest rows are overwritten first.
     ``fields`` name each column and its width (0: a scalar per row); ``obs`` and ``next_obs`` are normalized on

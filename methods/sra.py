@@ -30,7 +30,7 @@ from methods.learners import AWACConfig, IQLConfig, SACNConfig, TD3BCConfig, bui
 from methods.learners.base import step as optimize
 from methods.nets import TanhGaussianActor, adam
 from methods.registry import register
-from methods.sampling import MixtureSampler, Source
+from methods.sampling import MixtureSampler, Source, random_rows
 
 CHUNK = 65_536  # states per forward pass when scoring whole datasets
 
@@ -153,7 +153,7 @@ class SRA(Method):
     def _goals(self, conf_expert: torch.Tensor) -> torch.Tensor:
         c, n = self.config, self.config.goal_batch
         expert_obs = torch.as_tensor(self.expert.observations, device=self.device)
-        pick = lambda pool, k: pool[torch.randint(len(pool), (k,), generator=self.generator, device=self.device)]
+        pick = lambda pool, k: random_rows(pool, k, self.generator)  # noqa: E731
         if not c.goal_expansion:
             return pick(expert_obs, n)
         supp_obs = self.sampler.tensors["supplementary"].obs  # normalized
@@ -177,8 +177,7 @@ class SRA(Method):
         keep = max(1, c.augmentation_budget // max(len(self.round_steps), 1) // h)
         steps = []
         for _ in range(h):
-            starts = pool[torch.randint(len(pool), (c.candidate_factor * keep,), generator=self.generator,
-                                        device=self.device)]
+            starts = random_rows(pool, c.candidate_factor * keep, self.generator)
             actions = (self.cvae.sample(norm(starts), self.generator) if self.cvae is not None
                        else uniform_actions(len(starts), self.task.act_dim, self.generator, self.device))
             ends = self.model.step(starts, actions)
