@@ -438,7 +438,7 @@ def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods:
 
 
 # ------------------------------------------------------------------------------------------------- perf
-@main.command("perf")
+@main.group("perf", invoke_without_command=True)
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--learners", default="iql,td3bc,awac,sacn", show_default=True,
               help="Learners, comma-separated; sacn = SAC-N with 25 critics (maze2d), sacnN = N critics.")
@@ -456,8 +456,14 @@ def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods:
               help="Torch thread counts to time, comma-separated. [default: 1 and torch's default]")
 @click.option("--onednn/--no-onednn", default=True, show_default=True,
               help="Our nets' CPU matmuls through oneDNN (--no-onednn: stock PyTorch matmuls, to compare).")
-def perf_cmd(device, learners, seconds, repeats, obs_dim, act_dim, batch_size, compile_, threads, onednn) -> None:
-    """Updates per second of each learner on one fixed synthetic batch, vs a CORL-style reference IQL."""
+@click.pass_context
+def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_size, compile_, threads,
+             onednn) -> None:
+    """Updates per second of each learner on one fixed synthetic batch, vs a CORL-style reference IQL.
+
+    `bench perf sra` instead times SRA's phases at a profile's budgets (see its --help)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from benchmark.perf import (IQL_TARGET, REFERENCE, SACN_DEFAULT_CRITICS, SACN_TARGET, measure, parse_learners,
                                 parse_threads)
     chosen = parse_learners(learners)
@@ -489,6 +495,38 @@ def perf_cmd(device, learners, seconds, repeats, obs_dim, act_dim, batch_size, c
                f"[target >= {SACN_TARGET:.3f}]")
     for note in report.notes:
         click.echo(f"note: {note}")
+
+
+@perf_cmd.command("sra")
+@click.option("--method", default="sra", show_default=True, help="sra, sra-iql, sra-td3bc, sra-awac or sra-sacn.")
+@click.option("--task", default="maze2d-umaze-sparse", show_default=True)
+@click.option("--profile", default="paper", show_default=True, help="Budgets to project to (and data scale).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--model-steps", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Dynamics-model gradient steps to time.")
+@click.option("--cvae-steps", default=200, show_default=True, type=click.IntRange(min=1),
+              help="CVAE reverse-policy steps to time (locomotion).")
+@click.option("--rounds", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Augmentation rounds to run in full (their mean stands for every round).")
+@click.option("--learner-updates", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Learner updates to time (after the rounds, so batches include augmented data).")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="Torch threads [default: torch's].")
+@click.option("--set", "sets", multiple=True, metavar="METHOD.KEY=VALUE",
+              help="Override a setting as `bench run` does, e.g. --set sra.model.hidden_dims=[256,256].")
+def perf_sra_cmd(method, task, profile, device, seed, model_steps, cvae_steps, rounds, learner_updates, threads,
+                 sets) -> None:
+    """SRA's model training + augmentation vs its learner time, projected to a whole run from timed samples
+    (issue target: <= 25% in the paper profile). Needs the task's data at the profile's scale."""
+    import torch
+    from benchmark.perf_sra import format_cost, measure_sra
+    if threads:
+        torch.set_num_threads(threads)
+    from benchmark.config import parse_set_options
+    overrides = parse_set_options(sets, [method]).get(method)
+    cost = measure_sra(method, task, profile, device, seed, model_steps, cvae_steps, rounds, learner_updates,
+                       overrides, log=lambda message: click.echo(message, err=True))
+    click.echo(format_cost(cost))
 
 
 if __name__ == "__main__":

@@ -51,10 +51,13 @@ class CVAE(nn.Module):
         return float(loss.detach())
 
     @torch.no_grad()
-    def sample(self, cond: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, cond: torch.Tensor, generator: torch.Generator | None = None, chunk: int = 65536) -> torch.Tensor:
+        """Actions for each row of ``cond``; decoded ``chunk`` rows at a time (SRA's paper-budget rounds sample
+        over a million), with every latent drawn up front so the chunking does not change the numbers."""
         z = torch.randn((len(cond), self.latent_dim), generator=generator, device=cond.device)
         z = z.clamp(-self.config.latent_clip, self.config.latent_clip)
-        return torch.tanh(self.decoder(torch.cat([cond, z], -1)))
+        return torch.cat([torch.tanh(self.decoder(torch.cat([c, zc], -1)))
+                          for c, zc in zip(cond.split(chunk), z.split(chunk))])
 
 
 def uniform_actions(count: int, act_dim: int, generator: torch.Generator, device) -> torch.Tensor:

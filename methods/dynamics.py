@@ -128,6 +128,13 @@ class DynamicsEnsemble(nn.Module):
             return torch.optim.SGD(groups, lr=c.lr, momentum=0.9, nesterov=True)
         return torch.optim.Adam(groups, lr=c.lr)
 
+    def planned_steps(self, num_pairs: int) -> tuple[int, int]:
+        """(gradient steps per epoch, steps of a full ``fit``) on ``num_pairs`` transitions; early stopping on
+        the holdout may end a fit sooner."""
+        c = self.config
+        per_epoch = max(1, (num_pairs - int(num_pairs * c.holdout_ratio)) // c.batch_size)
+        return per_epoch, per_epoch * c.epochs if not c.max_steps else min(c.max_steps, per_epoch * c.epochs)
+
     def fit(self, data: Transitions, seed: int, progress: Callable = lambda x, **_: x) -> dict[str, float]:
         """Train every member on ``data`` (each on its own shuffles); pick elites on the holdout if any."""
         c, device = self.config, self.max_log_var.device
@@ -138,8 +145,7 @@ class DynamicsEnsemble(nn.Module):
         hold, train = order[:n_hold], order[n_hold:]
         params = [p for p in self.parameters() if p.requires_grad]
         optimizer = self._optimizer()
-        steps_per_epoch = max(1, len(train) // c.batch_size)
-        total = steps_per_epoch * c.epochs if not c.max_steps else min(c.max_steps, steps_per_epoch * c.epochs)
+        steps_per_epoch, total = self.planned_steps(len(act))
         best, stale, loss, step = np.full(c.num_members, np.inf), 0, torch.zeros(()), -1
         for step in progress(range(total), desc=f"{self.direction} model", total=total):
             # each member draws its own minibatch: (N, B) indices
@@ -177,12 +183,14 @@ class DynamicsEnsemble(nn.Module):
 
     @torch.no_grad()
     def step(self, obs_in: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None,
-             sample: bool = False) -> torch.Tensor:
-        """The predicted other end of a transition (raw states).
+             sample: bool = False, chunk: int = 65536) -> torch.Tensor:
+        """The predicted other end of a transition (raw states), ``chunk`` rows at a time: SRA's paper-budget
+        rounds step over a million candidates, and 7 members x 1024 hidden units x 1M rows is 29 GB a layer.
 
         ``sample=False``: mean change over the elites (SRA). ``sample=True``: per row, a random elite and
         a draw from its Gaussian (ROMI/MOPO-style rollouts)."""
-        return self.predict(obs_in, act, generator, sample)[0]
+        return torch.cat([self.predict(o, a, generator, sample)[0] for o, a in zip(obs_in.split(chunk),
+                                                                                   act.split(chunk))])
 
     @torch.no_grad()
     def predict(self, obs_in: torch.Tensor, act: torch.Tensor, generator: torch.Generator | None = None,

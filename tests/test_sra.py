@@ -1,6 +1,8 @@
 """SRA and its blocks: dynamics ensembles, reverse rollouts on maze2d, self-paced resampling, resume."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,7 @@ from benchmark.grid import expand_grid
 from benchmark.profiles import get_profile
 from benchmark.runner import RunOptions, SimulatedKill, load_imitation_data, run_one
 from envs.maze import MazeGrid, make_maze_env
+from methods.cvae import CVAE, CVAEConfig
 from methods.data import Normalizer, Transitions
 from methods.dynamics import DynamicsConfig, DynamicsEnsemble
 from methods.registry import get_method
@@ -42,6 +45,28 @@ def test_dynamics_ensemble_learns_a_linear_system(direction):
     pred = model.step(torch.as_tensor(s_in), torch.as_tensor(test.actions)).numpy()
     baseline = np.mean((s_out - s_in) ** 2)  # predicting "no change"
     assert np.mean((pred - s_out) ** 2) < 0.02 * baseline
+    # paper-budget rounds step a million candidates in chunks: the chunking must not change the prediction
+    chunked = model.step(torch.as_tensor(s_in), torch.as_tensor(test.actions), chunk=64).numpy()
+    np.testing.assert_allclose(chunked, pred, rtol=1e-5, atol=1e-6)
+
+
+def test_planned_steps_are_the_steps_fit_takes():
+    """``bench perf sra`` projects model time from ``planned_steps``; it must count what ``fit`` runs."""
+    data = linear_system(1000)
+    for config in (SMALL_MODEL, dataclasses.replace(SMALL_MODEL, epochs=3, holdout_ratio=0.2, patience=100),
+                   dataclasses.replace(SMALL_MODEL, max_steps=17)):
+        model = DynamicsEnsemble(3, 2, config, Normalizer.fit(data.observations), "reverse")
+        steps = []
+        model.fit(data, seed=0, progress=lambda it, **_: (steps.append(i) or i for i in it))
+        assert len(steps) == model.planned_steps(len(data))[1], config
+
+
+def test_cvae_sampling_in_chunks_draws_the_same_actions():
+    cvae = CVAE(3, 2, CVAEConfig(hidden_dims=(32, 32)))
+    cond = torch.randn(300, 3)
+    whole = cvae.sample(cond, torch.Generator().manual_seed(0))
+    chunked = cvae.sample(cond, torch.Generator().manual_seed(0), chunk=64)
+    torch.testing.assert_close(chunked, whole)
 
 
 def test_gaussian_ensemble_with_holdout_picks_elites():
