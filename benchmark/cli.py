@@ -283,7 +283,11 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, ou
     chosen = get_profile(profile or grid.profile or DEFAULT_PROFILE)
     overrides = merge_overrides(grid.overrides, parse_set_options(list(set_items), method_names))
     specs = expand_grid(method_names, task_names, seed_list, chosen, overrides)
-    resolve_device(device)
+    if executor == "ray" and device.startswith("cuda") and not gpus_per_run:
+        raise BenchError(f"--device {device} with --executor ray needs --gpus-per-run (e.g. 0.25: four runs share "
+                         "a GPU); Ray hides the GPUs from tasks that ask for none")
+    if not (executor == "ray" and address):  # on a cluster the workers' devices count, not the driver's
+        resolve_device(device)
     if executor == "ray":
         from benchmark.ray_executor import RayExecutor
         runner = RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,

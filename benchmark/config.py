@@ -1,6 +1,7 @@
 """Method configs: CLI ``--set method.key=value`` overrides, grid files, validation and hashing."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -110,8 +111,8 @@ def _set_path(tree: dict, path: list[str], value: Any) -> None:
     if isinstance(value, dict) and isinstance(tree.get(path[-1]), dict):
         for key, inner in value.items():
             _set_path(tree[path[-1]], key.split("."), inner)
-    else:
-        tree[path[-1]] = value
+    else:  # a copy: a later layer merges into this dict, and must not edit the caller's (e.g. a profile's)
+        tree[path[-1]] = copy.deepcopy(value)
 
 
 def _build(config_cls: type, values: dict[str, Any], where: str, base: Any = None):

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 
 from envs import BenchError
+from methods.base import synchronize
 
 REFERENCE = "iql-corl"     # the row of the CORL-style reference IQL
 IQL_TARGET = 1.5           # ours / reference
@@ -134,11 +135,6 @@ def synthetic_batch(obs_dim: int, act_dim: int, batch_size: int, device: torch.d
 
 
 # ------------------------------------------------------------------------------------------------ timing
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def calibrate(update: Callable[[], object], device: torch.device, seconds: float, warmup: int = 20) -> int:
     """Warm up (``warmup`` updates; fewer, at least 3, if they take longer than ``seconds``), then probe
     briefly: how many updates take about ``seconds``."""
@@ -146,24 +142,24 @@ def calibrate(update: Callable[[], object], device: torch.device, seconds: float
     while done < max(warmup, 3) and (done < 3 or time.perf_counter() - start < seconds):
         update()
         done += 1
-    _sync(device)
+    synchronize(device)
     start, probe = time.perf_counter(), 0
     while probe < 3 or time.perf_counter() - start < min(0.2, seconds / 4):
         update()
         probe += 1
         if probe % 8 == 0:
-            _sync(device)
-    _sync(device)
+            synchronize(device)
+    synchronize(device)
     return max(3, int(seconds * probe / (time.perf_counter() - start)))
 
 
 def time_updates(update: Callable[[], object], device: torch.device, count: int) -> float:
     """Wall seconds of ``count`` updates (the device synchronized before reading the clock)."""
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     for _ in range(count):
         update()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 

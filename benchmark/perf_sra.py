@@ -22,6 +22,7 @@ from typing import Callable, Iterable
 import torch
 
 from envs import BenchError
+from methods.base import synchronize
 
 TARGET = 0.25  # (model + reverse policy + augmentation) / learner
 
@@ -64,11 +65,6 @@ class SRACost:
         return self.overhead_s / self.learner_s
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 class StepClock:
     """A ``progress`` stand-in for a training loop: notes when step ``skip`` starts (the earlier steps are
     warm-up) and counts the steps; the caller reads the clock once the loop has returned."""
@@ -79,7 +75,7 @@ class StepClock:
     def __call__(self, iterable: Iterable, **_) -> Iterable:
         for self.steps, item in enumerate(iterable, start=1):
             if self.steps == self.skip + 1:
-                _sync(self.device)
+                synchronize(self.device)
                 self.started_at = time.perf_counter()
             yield item
 
@@ -89,10 +85,10 @@ def time_loop(fit: Callable[[Callable], object], device: torch.device, name: str
     """Run ``fit(progress)`` (a loop of a few steps) and time its steps after the first ``skip``; the time
     before step ``skip`` beyond ``skip`` steps' worth is the phase's setup."""
     clock = StepClock(device, skip)
-    _sync(device)
+    synchronize(device)
     called = time.perf_counter()
     fit(clock)
-    _sync(device)
+    synchronize(device)
     ended = time.perf_counter()
     if clock.started_at is None:
         raise BenchError(f"time {name} over more than {skip} steps")
@@ -148,10 +144,10 @@ def measure_sra(method: str = "sra", task: str = "maze2d-umaze-sparse", profile:
     seconds = 0.0
     for i in range(timed_rounds):
         log(f"augmentation: round {i + 1} of {len(sra.round_steps)}")
-        _sync(dev)
+        synchronize(dev)
         start = time.perf_counter()
         sra.augmentation_round()
-        _sync(dev)
+        synchronize(dev)
         seconds += time.perf_counter() - start
     if sra.round_steps:
         cost.phases.append(Phase("augmentation", timed_rounds, seconds, len(sra.round_steps)))
@@ -174,8 +170,9 @@ def format_cost(cost: SRACost) -> str:
              f"{'phase':<16} {'timed':>14} {'per step':>11} {'whole run':>12} {'projected':>11}"]
     for p in cost.phases:
         unit = "rounds" if p.name == "augmentation" else "steps"
-        lines.append(f"{p.name:<16} {p.timed:>7} {unit:<6} {p.seconds / max(p.timed, 1) * 1e3:>8.2f} ms "
-                     f"{p.total:>12,} {hours(p.projected_s):>11}")
+        each = p.seconds / max(p.timed, 1)
+        each_text = f"{each:>8.1f} s " if each >= 1 else f"{each * 1e3:>8.2f} ms"
+        lines.append(f"{p.name:<16} {p.timed:>7} {unit:<6} {each_text} {p.total:>12,} {hours(p.projected_s):>11}")
     verdict = "ok" if cost.ratio <= TARGET else "above target"
     lines += ["", f"model + augmentation = {hours(cost.overhead_s)} = {cost.ratio:.1%} of the learner's "
                   f"{hours(cost.learner_s)}  [target <= {TARGET:.0%}: {verdict}]",

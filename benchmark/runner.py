@@ -33,6 +33,7 @@ from envs import BenchError
 from envs.datasets import dataset_id, dataset_source, load_flat, reference_returns
 from envs.evaluation import evaluate_tasks, normalized_score
 from envs.tasks import TaskSpec, get_task
+from methods.base import synchronize
 from methods.data import ImitationData, Transitions
 from methods.registry import get_method
 
@@ -64,6 +65,9 @@ def resolve_device(name: str) -> torch.device:
         raise BenchError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchError(f"device {name!r} requested but CUDA is not available here; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise BenchError(f"device {name!r} requested but this machine has {torch.cuda.device_count()} GPU(s); "
+                         f"use cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
     return device
 
 
@@ -86,19 +90,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_states() -> dict[str, Any]:
+def rng_states(device: torch.device) -> dict[str, Any]:
+    """The global RNGs, plus the run's own GPU's (not every visible GPU's: a resume may see fewer)."""
     states = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+    if device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state(device)
     return states
 
 
-def set_rng_states(states: dict[str, Any]) -> None:
+def set_rng_states(states: dict[str, Any], device: torch.device) -> None:
     random.setstate(states["python"])
     np.random.set_state(states["numpy"])
     torch.set_rng_state(states["torch"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+    if device.type == "cuda" and isinstance(states.get("cuda"), torch.Tensor):
+        torch.cuda.set_rng_state(states["cuda"], device)
 
 
 def _transitions(flat) -> Transitions:
@@ -192,11 +197,16 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
     if checkpoint is not None and set(checkpoint["curves"]) != {t.name for t in tasks}:
         warn(f"warning: checkpoint {checkpoint_path} was trained for other tasks; restarting the run")
         checkpoint = None
+    if checkpoint is not None and checkpoint.get("device", device.type) != device.type:
+        # samplers' generator states differ in kind between CPU and CUDA (and so would the numbers)
+        warn(f"warning: checkpoint {checkpoint_path} was trained on {checkpoint['device']}, this run is on "
+             f"{device.type}; restarting the run")
+        checkpoint = None
     bar = partial(tqdm, disable=not options.show_progress, leave=False, dynamic_ncols=True,
                   position=options.progress_position)
     if checkpoint is not None:
         method.load_state_dict(checkpoint["method"])
-        set_rng_states(checkpoint["rng"])
+        set_rng_states(checkpoint["rng"], device)
         step, curves, times = checkpoint["step"], checkpoint["curves"], checkpoint["times"]
     else:
         step, times = 0, {"pretrain": 0.0, "update": 0.0, "eval": 0.0}
@@ -206,8 +216,8 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
         times["pretrain"] = time.perf_counter() - start
 
     def save() -> None:
-        _save_checkpoint(checkpoint_path, {"method": method.state_dict(), "rng": rng_states(), "step": step,
-                                           "curves": curves, "times": times})
+        _save_checkpoint(checkpoint_path, {"method": method.state_dict(), "rng": rng_states(device), "step": step,
+                                           "curves": curves, "times": times, "device": device.type})
 
     def failed(message: str) -> list[dict]:
         results = [{**base, "status": "failed", "error": message, "failed_step": step, "curve": curves[t.name],
@@ -259,6 +269,7 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
                 logger.log(step, scalars)
                 progress.update(step - progress.n)
             if step % profile.eval_every == 0 or last:
+                synchronize(device)
                 times["update"] += time.perf_counter() - update_start
                 if error := run_evaluation():
                     return failed(error)

@@ -43,6 +43,13 @@ class Method:
         raise NotImplementedError
 
 
+def synchronize(device: torch.device | str) -> None:
+    """Wait for queued GPU work (a no-op on CPU): call before reading a clock that times device work."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 @torch.no_grad()
 def act_numpy(actor: torch.nn.Module, normalizer, obs: np.ndarray, device: torch.device) -> np.ndarray:
     """Run ``actor.act`` on raw observations: normalize, batch on ``device``, return float32 numpy."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from methods.base import Method, act_numpy
+from methods.base import Method, act_numpy, synchronize
 from methods.dynamics import GAUSSIAN, DynamicsConfig, DynamicsEnsemble, rollout, termination_fn
 from methods.learners import SACNConfig, build_learner
 from methods.learners.base import step as optimizer_step
@@ -131,7 +131,8 @@ class CLARE(Method):
         out = rollout(self.model, policy, random_rows(self.expert_obs, c.rollout_batch, self.generator), c.horizon, self.generator,
                       termination_fn(self.task))
         if c.horizon > 1:
-            out = {k: v[out["step"] > 0] for k, v in out.items()}
+            keep = torch.nonzero(out["step"] > 0).squeeze(1)  # one host sync, not one per field
+            out = {k: v.index_select(0, keep) for k, v in out.items()}
         reward = self.reward(torch.cat([norm(out["obs"]), out["act"]], -1)).squeeze(-1)
         self.buffer.add(obs=out["obs"], act=out["act"], next_obs=out["next_obs"], done=out["done"], reward=reward)
 
@@ -154,10 +155,12 @@ class CLARE(Method):
         start = time.perf_counter()
         if step >= c.first_reward_update and (step - c.first_reward_update) % c.reward_every == 0:
             metrics = self.reward_update()
+            synchronize(self.device)
             self.phase_times["reward"] += time.perf_counter() - start
             start = time.perf_counter()
         if step % c.rollout_every == 0:
             self.collect()
+            synchronize(self.device)
             self.phase_times["rollouts"] += time.perf_counter() - start
         batch = self.buffer.sample(c.batch_size, self.generator)
         expert = random_rows(self.expert_sa, c.bc_batch_size, self.generator)

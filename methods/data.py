@@ -68,8 +68,23 @@ class Normalizer:
 
     def __call__(self, obs):
         if isinstance(obs, torch.Tensor):
-            return (obs - torch.as_tensor(self.mean, device=obs.device)) / torch.as_tensor(self.std, device=obs.device)
+            mean, std = self._on(obs.device)
+            return (obs - mean) / std
         return ((obs - self.mean) / self.std).astype(np.float32)
+
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """mean and std as tensors on ``device``, copied once: a host-to-GPU copy per call would stall every
+        model step and rollout on a device sync."""
+        cache = self.__dict__.setdefault("_tensors", {})  # frozen dataclass: a private per-device cache
+        if device not in cache:
+            cache[device] = (torch.as_tensor(self.mean, device=device), torch.as_tensor(self.std, device=device))
+        return cache[device]
+
+    def __getstate__(self) -> dict:  # pickles (to Ray workers, checkpoints) carry the arrays, not the cache
+        return {k: v for k, v in self.__dict__.items() if k != "_tensors"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from methods.nets import EnsembleLinear, ensemble_mlp
 
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU}
 INIT_SEED_OFFSET = 7919  # the members' initialization draws from seed + this (training shuffles from seed)
+INDEX_BLOCK = 500        # fit's minibatch indices are drawn this many steps at a time
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,12 @@ class DynamicsEnsemble(nn.Module):
         steps_per_epoch, total = self.planned_steps(len(act))
         best, stale, loss, step = np.full(c.num_members, np.inf), 0, torch.zeros(()), -1
         for step in progress(range(total), desc=f"{self.direction} model", total=total):
-            # each member draws its own minibatch: (N, B) indices
-            idx = train[torch.randint(len(train), (c.num_members, c.batch_size), generator=gen).to(device)]
+            # each member draws its own minibatch: (N, B) indices, drawn INDEX_BLOCK steps at a time (the same
+            # numbers as a draw per step) so a GPU does not wait on a host copy every step
+            if step % INDEX_BLOCK == 0:
+                block = torch.randint(len(train), (min(INDEX_BLOCK, total - step), c.num_members, c.batch_size),
+                                      generator=gen).to(device)
+            idx = train[block[step % INDEX_BLOCK]]
             mean, log_var = self(s_in[idx], act[idx])
             loss = model_loss(mean, log_var, target[idx])
             if c.gaussian:  # keep the learned log-variance bounds tight (PETS/MOPO)

@@ -49,8 +49,10 @@ def cache_path(module: nn.Module, key: dict) -> Path | None:
     root = cache_dir()
     if root is None:
         return None
-    device = next(module.parameters()).device.type
-    full = {**key, "version": VERSION, "device": device, "threads": torch.get_num_threads()}
+    device = next(module.parameters()).device
+    # what can change the trained numbers: the CPU thread count (reduction order), or the GPU model
+    hardware = torch.cuda.get_device_name(device) if device.type == "cuda" else torch.get_num_threads()
+    full = {**key, "version": VERSION, "device": device.type, "threads" if device.type == "cpu" else "gpu": hardware}
     digest = hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()[:20]
     return root / f"{key.get('kind', 'model')}-{digest}.pt"
 

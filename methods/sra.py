@@ -219,8 +219,8 @@ class SRA(Method):
         batch = self.sampler.sample()
         metrics.update(self.learner.update(batch))
         if self.confidence_optimizer is not None:
-            expert = batch["expert"] > 0
-            loss = -self.confidence_actor.log_prob(batch["obs"][expert], batch["act"][expert]).mean()
+            n = self.config.expert_batch_size  # the expert source comes first in every batch (no mask: no sync)
+            loss = -self.confidence_actor.log_prob(batch["obs"][:n], batch["act"][:n]).mean()
             optimize(self.confidence_optimizer, loss)
             metrics["loss/confidence_policy"] = loss.detach()
         return metrics

@@ -32,6 +32,7 @@ def assert_one_line_error(code: int, output: str, *fragments: str):
     (["run", "--set", "nokey"], ["--set expects key=value"]),
     (["run", "--seeds", "a,b"], ["--seeds expects"]),
     (["run", "--device", "tpu"], ["unknown device 'tpu'"]),
+    (["run", "--executor", "ray", "--device", "cuda"], ["needs --gpus-per-run"]),
     (["data", "generate", "--envs", "maze2d-tiny"], ["unknown task"]),
 ])
 def test_bad_input_is_one_clear_line(args, fragments, tmp_path):

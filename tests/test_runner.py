@@ -49,6 +49,23 @@ def test_kill_and_resume_equals_uninterrupted(umaze_smoke, tmp_path):
     assert (directory / "log.csv").read_text() == log_a  # no duplicated rows from the lost steps
 
 
+def test_checkpoint_from_another_device_type_restarts_the_run(umaze_smoke, tmp_path):
+    """Generator states of CPU and CUDA samplers differ in kind: a checkpoint trained on the other device type
+    is not resumed (that would raise) but the run restarts, with a warning, and equals a fresh one."""
+    import torch
+    straight = run_one(spec(), options(tmp_path / "a"))
+    with pytest.raises(SimulatedKill):
+        run_one(spec(), options(tmp_path / "b", stop_after_step=250))
+    path = run_dir(tmp_path / "b", straight["run_key"]) / CHECKPOINT_FILE
+    checkpoint = torch.load(path, weights_only=False)
+    assert checkpoint["device"] == "cpu"
+    torch.save({**checkpoint, "device": "cuda"}, path)
+    warnings = []
+    restarted = run_one(spec(), options(tmp_path / "b"), warn=warnings.append)
+    assert any("trained on cuda" in w and "restarting" in w for w in warnings), warnings
+    assert restarted["curve"] == straight["curve"]
+
+
 def test_sparse_dense_twins_train_once_and_equal_separate_runs(umaze_smoke, tmp_path):
     """One training scored with both rewards gives exactly the results of two separate runs, also
     when the shared job is killed and resumed."""

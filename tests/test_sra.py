@@ -163,3 +163,11 @@ def test_sra_td3bc_scores_confidence_with_a_bc_policy_that_learns():
     assert method.confidence_actor is not method.learner.actor
     losses = [float(method.update(step)["loss/confidence_policy"]) for step in range(400)]
     assert np.mean(losses[-50:]) < np.mean(losses[:50]) - 0.5
+
+
+def test_resolving_a_config_leaves_the_profiles_overrides_untouched():
+    """A nested override layered on a profile's nested group must not write into the profile's dict."""
+    smoke = get_profile("smoke").method_overrides["sra"]
+    before = repr(smoke)
+    config = resolve_config(get_method("sra"), smoke, {"model": {"max_steps": 400}})
+    assert config.model.max_steps == 400 and repr(smoke) == before
