@@ -148,6 +148,7 @@ class DynamicsEnsemble(nn.Module):
         optimizer = self._optimizer()
         steps_per_epoch, total = self.planned_steps(len(act))
         best, stale, loss, step = np.full(c.num_members, np.inf), 0, torch.zeros(()), -1
+        errors, errors_step = None, None
         for step in progress(range(total), desc=f"{self.direction} model", total=total):
             # each member draws its own minibatch: (N, B) indices, drawn INDEX_BLOCK steps at a time (the same
             # numbers as a draw per step) so a GPU does not wait on a host copy every step
@@ -165,7 +166,7 @@ class DynamicsEnsemble(nn.Module):
                 nn.utils.clip_grad_norm_(params, c.grad_clip)
             optimizer.step()
             if n_hold and (step + 1) % steps_per_epoch == 0:
-                errors = self.holdout_errors(s_in[hold], act[hold], target[hold])
+                errors, errors_step = self.holdout_errors(s_in[hold], act[hold], target[hold]), step
                 improved = errors < best * (1 - 1e-4)  # relative improvement (errors are >= 0)
                 best = np.where(improved, errors, best)
                 stale = 0 if improved.any() else stale + 1
@@ -173,7 +174,8 @@ class DynamicsEnsemble(nn.Module):
                     break
         if not n_hold:
             return {"model/train_loss": float(loss.detach()) / c.num_members, "model/holdout_mse": float("nan")}
-        errors = self.holdout_errors(s_in[hold], act[hold], target[hold])  # the final weights pick the elites
+        if errors_step != step:  # the final weights pick the elites (already scored if the fit ended an epoch)
+            errors = self.holdout_errors(s_in[hold], act[hold], target[hold])
         self.elites.copy_(torch.as_tensor(np.argsort(errors, kind="stable")[: len(self.elites)], device=device))
         return {"model/train_loss": float(loss.detach()) / c.num_members,
                 "model/holdout_mse": float(np.mean(errors[self.elites.cpu().numpy()])), "model/steps": float(step + 1)}
