@@ -28,7 +28,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import ot
 import torch
 
 from methods.base import Method, act_numpy
@@ -68,6 +67,7 @@ def cosine_cost(x, y) -> torch.Tensor:
 def transport_costs(x, y, config: Config) -> torch.Tensor:
     """Per-step cost of trajectory x against demo y: c_t = sum_j P_tj C_tj / a_t, P the entropic OT plan
     between uniform weights a over x's steps and b over y's."""
+    import ot  # POT: imported here, so the rest of the suite loads without it (e.g. a bare GPU image)
     cost = cosine_cost(x, y)
     a, b = (torch.full((n,), 1.0 / n, dtype=torch.float64) for n in (len(x), len(y)))
     plan = ot.sinkhorn(a, b, cost, config.epsilon, numItermax=config.max_iterations,
