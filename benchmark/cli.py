@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from benchmark.logger import progress_bar
 from envs import BenchError
 
 
@@ -56,14 +57,6 @@ def profiles_cmd() -> None:
     for p in PROFILES.values():
         click.echo(f"{p.name:<7} {p.num_steps:>9,} steps, eval every {p.eval_every:,} x {p.eval_episodes} episodes, "
                    f"data '{p.data}' - {p.description}")
-
-
-def progress_bar(*args, **kwargs):
-    """tqdm for the data commands; redrawn at most every 30 s when stderr is not a terminal (nohup, batch jobs)
-    so their logs stay readable."""
-    from tqdm.auto import tqdm
-    kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 30.0)
-    return tqdm(*args, **kwargs)
 
 
 # ------------------------------------------------------------------------------------------------- data

@@ -9,6 +9,7 @@ from typing import Callable, Protocol
 from tqdm.auto import tqdm
 
 from benchmark.grid import RunSpec
+from benchmark.logger import progress_bar
 from benchmark.runner import RunOptions, default_workers, run_shared_safely
 from benchmark.store import CHECKPOINT_FILE, load_result, run_dir
 from envs.tasks import get_task
@@ -139,7 +140,7 @@ def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = No
         warn(f"sparse/dense twins train once: {todo} runs in {len(jobs)} trainings")
     if not jobs:
         return summary
-    grid_bar = tqdm(total=todo, desc=f"grid ({executor.name})", position=0, disable=not options.show_progress,
+    grid_bar = progress_bar(total=todo, desc=f"grid ({executor.name})", position=0, disable=not options.show_progress,
                     dynamic_ncols=True)
 
     def record(results: list[dict]) -> None:

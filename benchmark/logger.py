@@ -2,8 +2,16 @@
 from __future__ import annotations
 
 import csv
+import sys
 from pathlib import Path
 from typing import Protocol
+
+
+def progress_bar(*args, **kwargs):
+    """tqdm, redrawn at most every 30 s when stderr is not a terminal (nohup, batch jobs) so logs stay readable."""
+    from tqdm.auto import tqdm
+    kwargs.setdefault("mininterval", 0.1 if sys.stderr.isatty() else 30.0)
+    return tqdm(*args, **kwargs)
 
 
 class Logger(Protocol):

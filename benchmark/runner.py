@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from benchmark.config import resolve_config
 from benchmark.grid import RunSpec
-from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger
+from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger, progress_bar
 from benchmark.profiles import get_profile
 from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA, atomic_write_bytes,
                              atomic_write_json, run_dir, set_aside)
@@ -202,7 +201,7 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
         warn(f"warning: checkpoint {checkpoint_path} was trained on {checkpoint['device']}, this run is on "
              f"{device.type}; restarting the run")
         checkpoint = None
-    bar = partial(tqdm, disable=not options.show_progress, leave=False, dynamic_ncols=True,
+    bar = partial(progress_bar, disable=not options.show_progress, leave=False, dynamic_ncols=True,
                   position=options.progress_position)
     if checkpoint is not None:
         method.load_state_dict(checkpoint["method"])
