@@ -2,6 +2,7 @@
 and the actor loss, automatic entropy tuning. CORL defaults (3x256)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +21,7 @@ class SACNConfig:
     gamma: float = 0.99
     tau: float = 0.005
     bc_weight: float = 0.0          # + this x NLL of batch["bc_obs"] -> batch["bc_act"] in the actor loss (CLARE: 0.25)
+    init_alpha: float = 1.0         # entropy temperature at the start (CORL: 1); alpha_lr = 0 keeps it there
 
 
 def critic_loss(critic, critic_target, actor, log_alpha, batch, gamma) -> torch.Tensor:
@@ -49,7 +51,7 @@ class SACN(LearnerBase):
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_dims).to(device)
         self.critic = EnsembleCritic(obs_dim, act_dim, config.num_critics, config.hidden_dims).to(device)
         self.critic_target = frozen_copy(self.critic)
-        self.log_alpha = torch.nn.Parameter(torch.zeros((), device=device))
+        self.log_alpha = torch.nn.Parameter(torch.full((), math.log(config.init_alpha), device=device))
         self.target_entropy = -float(act_dim)
         self.actor_optimizer = adam(self.actor.parameters(), config.actor_lr)
         self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
