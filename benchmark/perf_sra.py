@@ -174,7 +174,8 @@ def format_cost(cost: SRACost) -> str:
         each_text = f"{each:>8.1f} s " if each >= 1 else f"{each * 1e3:>8.2f} ms"
         lines.append(f"{p.name:<16} {p.timed:>7} {unit:<6} {each_text} {p.total:>12,} {hours(p.projected_s):>11}")
     verdict = "ok" if cost.ratio <= TARGET else "above target"
-    lines += ["", f"model + augmentation = {hours(cost.overhead_s)} = {cost.ratio:.1%} of the learner's "
+    overhead = " + ".join(p.name for p in cost.phases if p.name != "learner")
+    lines += ["", f"{overhead} = {hours(cost.overhead_s)} = {cost.ratio:.1%} of the learner's "
                   f"{hours(cost.learner_s)}  [target <= {TARGET:.0%}: {verdict}]",
               "projected from the timed steps; evaluation is not counted"]
     return "\n".join(lines)
