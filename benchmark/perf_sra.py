@@ -11,7 +11,9 @@ the real SRA object and projects each to the profile's step counts:
 - the learner: ``learner_updates`` of ``SRA.update`` after those rounds (the mixture batch then includes
   augmented data), x the run's updates.
 
-Evaluation counts on neither side. Issue 5's target: model + reverse policy + augmentation <= 25% of the learner.
+Evaluation counts on neither side, and the model and CVAE are timed as trained from scratch (a run that finds
+them in the model cache skips that cost). Issue 5's target: model + reverse policy + augmentation <= 25% of the
+learner.
 """
 from __future__ import annotations
 
