@@ -23,13 +23,14 @@ case "${1:-}" in
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 MINARI_DATASETS_PATH=/tmp/minari MUJOCO_GL=egl
     bench() { python3 -m benchmark.cli "$@"; }
+    check() { echo "== $*"; "$@" || echo "== FAILED (exit $?): $*"; }  # one failing check does not stop the rest
     {
-      nvidia-smi -L
-      python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-      bench perf --device cuda --threads 1 --seconds 3
-      bench data generate --envs maze2d-umaze-sparse --profile paper
-      bench perf sra --device cuda --rounds 8 --model-steps 500 --learner-updates 2000
-      python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py
+      check nvidia-smi -L
+      check python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+      check bench perf --device cuda --threads 1 --seconds 3
+      check bench data generate --envs maze2d-umaze-sparse --profile paper
+      check bench perf sra --device cuda --rounds 8 --model-steps 500 --learner-updates 2000
+      check python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py
     } 2>&1 | tee "${OUT:-.}/gpu-check.log" ;;
   *)
     echo "usage: bash benchmark/gpu_check.sh prepare|run" >&2; exit 2 ;;
