@@ -128,11 +128,11 @@ def measure_sra(method: str = "sra", task: str = "maze2d-umaze-sparse", profile:
     both = Transitions.concat(sra.expert, sra.supplementary)
     cost = SRACost(method, task, profile, str(dev), device_name(dev), torch.get_num_threads(), len(both))
 
-    log(f"model: {model_steps} of {sra.model.planned_steps(len(both))[1]} gradient steps")
+    model_total = sra.model.planned_steps(len(both))[1]
+    log(f"model: {model_steps} of {model_total} gradient steps")
     model = type(sra.model)(spec_task.obs_dim, spec_task.act_dim, replace(config.model, max_steps=model_steps + 3),
                             data.normalizer, config.direction).to(dev)
-    cost.phases.append(time_loop(lambda clock: model.fit(both, seed, clock), dev, "model",
-                                 sra.model.planned_steps(len(both))[1]))
+    cost.phases.append(time_loop(lambda clock: model.fit(both, seed, clock), dev, "model", model_total))
     if sra.cvae is not None:
         log(f"reverse policy: {cvae_steps} of {config.cvae.num_steps} CVAE steps")
         cvae = type(sra.cvae)(spec_task.obs_dim, spec_task.act_dim, replace(config.cvae, num_steps=cvae_steps + 3))
@@ -162,9 +162,13 @@ def measure_sra(method: str = "sra", task: str = "maze2d-umaze-sparse", profile:
     return cost
 
 
+def _duration(seconds: float) -> str:
+    return (f"{seconds / 3600:.2f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min" if seconds >= 60
+            else f"{seconds:.1f} s")
+
+
 def format_cost(cost: SRACost) -> str:
     """The table ``bench perf sra`` prints."""
-    hours = lambda s: f"{s / 3600:.2f} h" if s >= 3600 else f"{s / 60:.1f} min" if s >= 60 else f"{s:.1f} s"  # noqa: E731
     lines = [f"{cost.method} on {cost.task}, {cost.profile} profile: {cost.data_rows:,} rows of D^E u D^S; "
              f"device {cost.device} ({cost.device_name}), {cost.threads} torch thread(s)"
              + (f", peak CUDA memory {cost.peak_memory_mb:,.0f} MB" if cost.peak_memory_mb is not None else ""),
@@ -174,10 +178,10 @@ def format_cost(cost: SRACost) -> str:
         unit = "rounds" if p.name == "augmentation" else "steps"
         each = p.seconds / max(p.timed, 1)
         each_text = f"{each:>8.1f} s " if each >= 1 else f"{each * 1e3:>8.2f} ms"
-        lines.append(f"{p.name:<16} {p.timed:>7} {unit:<6} {each_text} {p.total:>12,} {hours(p.projected_s):>11}")
+        lines.append(f"{p.name:<16} {p.timed:>7} {unit:<6} {each_text} {p.total:>12,} {_duration(p.projected_s):>11}")
     verdict = "ok" if cost.ratio <= TARGET else "above target"
     overhead = " + ".join(p.name for p in cost.phases if p.name != "learner")
-    lines += ["", f"{overhead} = {hours(cost.overhead_s)} = {cost.ratio:.1%} of the learner's "
-                  f"{hours(cost.learner_s)}  [target <= {TARGET:.0%}: {verdict}]",
+    lines += ["", f"{overhead} = {_duration(cost.overhead_s)} = {cost.ratio:.1%} of the learner's "
+                  f"{_duration(cost.learner_s)}  [target <= {TARGET:.0%}: {verdict}]",
               "projected from the timed steps; evaluation is not counted"]
     return "\n".join(lines)

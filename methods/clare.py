@@ -128,8 +128,8 @@ class CLARE(Method):
         """A model rollout of the current policy from expert states; rows carry the current reward."""
         c, norm = self.config, self.data.normalizer
         policy = lambda s: self.learner.actor.sample(norm(s), self.generator)[0]  # noqa: E731
-        out = rollout(self.model, policy, random_rows(self.expert_obs, c.rollout_batch, self.generator), c.horizon, self.generator,
-                      termination_fn(self.task))
+        starts = random_rows(self.expert_obs, c.rollout_batch, self.generator)
+        out = rollout(self.model, policy, starts, c.horizon, self.generator, termination_fn(self.task))
         if c.horizon > 1:
             keep = torch.nonzero(out["step"] > 0).squeeze(1)  # one host sync, not one per field
             out = {k: v.index_select(0, keep) for k, v in out.items()}
@@ -144,9 +144,10 @@ class CLARE(Method):
         for _ in range(c.reward_steps):
             data_idx = torch.randint(len(self.data_sa), (c.reward_batch_size,), generator=self.generator,
                                      device=self.device)
-            loss = reward_loss(self.reward, self.replay.sample(c.reward_batch_size, self.generator)["sa"],
-                               self.data_sa[data_idx], self.data_weight[data_idx],
-                               random_rows(self.expert_sa, c.reward_batch_size, self.generator), self.z, c.regularizer_weight)
+            policy_sa = self.replay.sample(c.reward_batch_size, self.generator)["sa"]  # drawn before the expert rows
+            expert = random_rows(self.expert_sa, c.reward_batch_size, self.generator)
+            loss = reward_loss(self.reward, policy_sa, self.data_sa[data_idx], self.data_weight[data_idx], expert,
+                               self.z, c.regularizer_weight)
             optimizer_step(self.reward_optimizer, loss)
         return {"loss/reward": loss.detach()}
 

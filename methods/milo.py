@@ -8,8 +8,8 @@ unit norm, refit after every rollout. The reward is r = -(1 - lambda_b) c(s, a) 
 ensemble's disagreement (largest distance between two elites' predicted next states) over its maximum on
 D^E u D^S, clipped to 1 (lambda_b = 0.1). The policy starts from BC on D^E u D^S, then SAC (twin critics, plus
 a BC regularizer 5 x NLL of expert (s, a), the SRA authors' NLL + 0.2 x SAC loss, and a fixed entropy temperature
-0.01) trains on model rollouts from expert states; rewards are computed when a batch is drawn (the MMD part with the current w, the disagreement part
-stored with each transition: the model is fixed). Methods never see dataset rewards. ``expert_start_fraction``
+0.01) trains on model rollouts from expert states; rewards are computed when a batch is drawn (the MMD part with
+the current w, the disagreement part stored with each transition: the model is fixed). Methods never see dataset rewards. ``expert_start_fraction``
 < 1 starts that share of rollouts from D^S states instead (w is still fit on the expert-started ones).
 
 Deviations from the official code: SAC on short rollouts (h 5, 5000 starts every 250 updates, a 100k replay
@@ -29,8 +29,8 @@ with 0.1 x log-likelihood next to whitened advantages). Tuned from 1 towards ent
 the warm start within ~500 updates: the warm-started policy's entropy is ~-10, the entropy term widens it and pulls
 its mean to 0 (maze2d medium quick, seed 0: greedy action error on D^E 0.06 -> 0.47 after 500 updates, score
 47 -> -1.9; as much without the Q term). A BC weight that holds the entropy down makes the temperature climb without
-bound instead, the soft Q values with it (bc_weight 1: -1.9 from 2k on; bc_weight 5: 1 -> 2.3 in 3k updates). With 0.1 x NLL and the fixed
-temperature, the Q term drifts the policy off (19 to 68 at 2k-12k, then 3). Fixed 0.01 with bc_weight 5, quick
+bound instead, the soft Q values with it (bc_weight 1: -1.9 from 2k on; bc_weight 5: 1 -> 2.3 in 3k updates).
+With 0.1 x NLL and the fixed temperature, the Q term drifts the policy off (19 to 68 at 2k-12k, then 3). Fixed 0.01 with bc_weight 5, quick
 profile, seed 0, union warm start: medium-sparse 98.2, umaze-sparse 84.6 (bc_weight 1: 77.9 on medium).
 """
 from __future__ import annotations
