@@ -331,21 +331,46 @@ def _dry_run(specs, options, runner, force, retry_failed, profile, n_methods, n_
                f"{profile}; {len(summary.skipped)} done, {len(summary.failed_earlier)} failed earlier, "
                f"{todo} to run in {len(jobs)} trainings")
     known = [r for r in iter_results(options.root, warn=click.echo)] if Path(options.root).exists() else []
-    cost = estimate(specs, jobs, known, runner.parallelism(), log=lambda m: click.echo(m, err=True))
+    device, share, parallel = _calibration_device(options.device, runner)
+    cost = estimate(specs, jobs, known, parallel, log=lambda m: click.echo(m, err=True), device=device, share=share)
     click.echo(f"\n{'method':<12} {'runs':>5} {'to run':>6} {'trainings':>9} {'steps/run':>10} {'ms/update':>9} "
-               f"{'core-hours':>10}  rates from")
+               f"{'run-hours':>10} {'wall':>9}  rates from")
     for row in cost.rows:
         ms = f"{row['s_per_update'] * 1e3:.2f}" if "s_per_update" in row else "-"
+        wall = format_hours(row["hours"] / cost.parallel) if cost.parallel else "-"
         click.echo(f"{row['method']:<12} {row['runs']:>5} {row['todo']:>6} {row['trainings']:>9} {row['steps']:>10} "
-                   f"{ms:>9} {row['hours']:>10.2f}  {row.get('source', '-')}")
-    click.echo(f"\ntotal: {format_hours(cost.total_core_hours)} of single-run time on this machine")
+                   f"{ms:>9} {row['hours']:>10.2f} {wall:>9}  {row.get('source', '-')}")
+    click.echo(f"\ntotal: {format_hours(cost.total_core_hours)} of single-run time on this machine ({device})")
     if cost.wall_hours is not None:
-        click.echo(f"with {cost.parallel} runs at a time ({runner.name} executor): about "
+        where = f", {share} sharing each GPU" if share > 1 else ""
+        click.echo(f"with {cost.parallel} runs at a time ({runner.name} executor{where}): about "
                    f"{format_hours(cost.wall_hours)} wall time")
     else:
         click.echo("divide by the number of runs your cluster holds at once for the wall time")
     for note in cost.notes:
         click.echo(f"note: {note}")
+
+
+def _calibration_device(name: str, runner) -> tuple[str, int, int | None]:
+    """Where the dry run calibrates, how many runs share one GPU, and how many run at once.
+
+    On a GPU the local executor's workers all share it; Ray packs 1 / --gpus-per-run runs on each GPU."""
+    import torch
+
+    from benchmark.runner import resolve_device
+    parallel = runner.parallelism()
+    try:
+        device = resolve_device(name)
+    except BenchError:  # a cluster's device this machine lacks: calibrate here on the CPU
+        click.echo(f"note: no {name} here; calibrating on the CPU", err=True)
+        return "cpu", 1, parallel
+    if device.type != "cuda":
+        return "cpu", 1, parallel
+    gpus_per_run = getattr(runner, "gpus_per_run", 0) or 0
+    share = max(1, round(1 / gpus_per_run)) if gpus_per_run else (parallel or 1)
+    if gpus_per_run and parallel:  # a local Ray: the GPUs bound the runs at a time, not only the CPUs
+        parallel = min(parallel, share * torch.cuda.device_count())
+    return str(device), share, parallel
 
 
 def _split(value: str) -> list[str]:
@@ -492,6 +517,39 @@ def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_si
                f"[target >= {SACN_TARGET:.3f}]")
     for note in report.notes:
         click.echo(f"note: {note}")
+
+
+@perf_cmd.command("profile")
+@click.option("--methods", default=None, help="Methods, comma-separated. [default: every registered method]")
+@click.option("--task", default="maze2d-umaze-sparse", show_default=True, help="The task whose shapes the data take.")
+@click.option("--profile", "profile_name", default="paper", show_default=True, help="Whose method configs to use.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--updates", default=20, show_default=True, type=click.IntRange(min=1),
+              help="Updates timed, then as many profiled.")
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="Torch threads [default: torch's].")
+def perf_profile_cmd(methods, task, profile_name, device, updates, threads) -> None:
+    """Per method: kernel launches, GPU busy time and host-device syncs of one learner update (torch profiler)."""
+    import torch
+
+    from benchmark.perf import device_name
+    from benchmark.perf_profile import format_profiles, profile_method
+    from benchmark.profiles import get_profile
+    from benchmark.runner import resolve_device
+    from envs.tasks import get_task
+    from methods.registry import available, get_method
+    names = _split(methods) if methods else sorted(available())
+    for name in names:
+        get_method(name)
+    get_task(task)
+    get_profile(profile_name)
+    dev = resolve_device(device)
+    if threads:
+        torch.set_num_threads(threads)
+    rows = []
+    for name in names:
+        click.echo(f"profiling {name} ...", err=True)
+        rows.append(profile_method(name, task, profile_name, str(dev), updates))
+    click.echo(format_profiles(rows, str(dev), device_name(dev), updates))
 
 
 @perf_cmd.command("sra")

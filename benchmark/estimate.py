@@ -9,10 +9,13 @@ methods' model training, OTIL's relabelling); the table says where it is missing
 """
 from __future__ import annotations
 
+import multiprocessing as mp
 import os
 import statistics
 import time
 from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import partial
 
@@ -24,8 +27,11 @@ from benchmark.config import resolve_config
 from benchmark.grid import RunSpec
 from benchmark.profiles import get_profile
 from envs.tasks import get_task
+from methods.base import synchronize
 from methods.data import synthetic_data
 from methods.registry import get_method
+
+BARRIER_TIMEOUT_S = 300  # sharers wait this long for each other to build (GPU start-up included)
 
 
 @dataclass
@@ -57,8 +63,9 @@ def rates_from_results(results: list[dict]) -> tuple[dict, dict, dict]:
     return med(update), med(pretrain), med(episode)
 
 
-def calibrate_updates(spec: RunSpec, seconds: float = 1.5, device: str = "cpu") -> float:
-    """Seconds per update of ``spec``'s method and config, timed on synthetic data of the task's shape."""
+def build_for_timing(spec: RunSpec, device: str = "cpu"):
+    """``spec``'s method with its config, on synthetic data of the task's shape, ready to ``update``: a method
+    that needs its pretraining first gets it at the smoke budget (the learner's own settings are kept)."""
     task, cls = get_task(spec.task), get_method(spec.method)
     data = synthetic_data(task.obs_dim, task.act_dim, expert_episodes=5, supplementary_episodes=50, horizon=100)
     torch.manual_seed(0)
@@ -69,13 +76,67 @@ def calibrate_updates(spec: RunSpec, seconds: float = 1.5, device: str = "cpu") 
         method = cls(task, data, resolve_config(cls, get_profile("smoke").method_overrides.get(spec.method, {}),
                                                  _learner_only(spec.config)), 0, torch.device(device))
         method.pretrain(partial(tqdm, disable=True))
+    return method
+
+
+def calibrate_updates(spec: RunSpec, seconds: float = 1.5, device: str = "cpu", share: int = 1,
+                      threads: int | None = None) -> float:
+    """Seconds per update of ``spec``'s method and config, timed on synthetic data of the task's shape
+    (``share`` > 1: while that many copies run at once; see ``Calibrator``)."""
+    with Calibrator(device, share, threads, seconds) as calibrator:
+        return calibrator.updates(spec)
+
+
+class Calibrator:
+    """Times updates on ``device``. With ``share`` > 1, ``share`` copies of each method run at once, one per
+    process of a pool started on first use and kept until ``close`` (runs that share one GPU), and a method's
+    seconds per update is the mean over the copies: the rate each run gets while sharing."""
+
+    def __init__(self, device: str = "cpu", share: int = 1, threads: int | None = None, seconds: float = 1.5):
+        self.device, self.share, self.threads, self.seconds = device, share, threads, seconds
+        self._stack: ExitStack | None = None
+
+    def __enter__(self) -> "Calibrator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+
+    def updates(self, spec: RunSpec) -> float:
+        if self.share <= 1:
+            return _time_updates(spec, self.seconds, self.device, self.threads)
+        if self._stack is None:
+            ctx = mp.get_context("spawn")  # CUDA cannot be forked
+            self._stack = ExitStack()
+            self._barrier = self._stack.enter_context(ctx.Manager()).Barrier(self.share)
+            self._pool = self._stack.enter_context(ProcessPoolExecutor(self.share, mp_context=ctx))
+        futures = [self._pool.submit(_time_updates, spec, self.seconds, self.device, self.threads, self._barrier)
+                   for _ in range(self.share)]
+        return statistics.mean(f.result() for f in futures)
+
+
+def _time_updates(spec: RunSpec, seconds: float, device: str, threads: int | None = None, barrier=None) -> float:
+    if threads:
+        torch.set_num_threads(threads)
+    method = build_for_timing(spec, device)
     for step in range(10):
         method.update(step)
+    synchronize(device)
+    if barrier is not None:  # every sharer has built and warmed up: time them together
+        barrier.wait(BARRIER_TIMEOUT_S)
     count, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds or count < 5:
         method.update(10 + count)
         count += 1
-    return elapsed / count
+        if count % 16 == 0:
+            synchronize(device)  # keep the clock honest: queued GPU work counts
+    synchronize(device)
+    return (time.perf_counter() - start) / count
 
 
 def _learner_only(config: dict) -> dict:
@@ -107,11 +168,15 @@ class Estimate:
 
 
 def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict], parallel: int | None,
-             calibrate: bool = True, log=print) -> Estimate:
-    """Cost of running ``jobs`` (twins share one training) out of the grid ``specs``."""
+             calibrate: bool = True, log=print, device: str = "cpu", share: int = 1) -> Estimate:
+    """Cost of running ``jobs`` (twins share one training) out of the grid ``specs``.
+
+    Calibration runs on ``device``; ``share`` runs at a time share one GPU there (each calibrated while the
+    others run), so a run's time is its time while sharing."""
     update, pretrain, episode = rates_from_results(results)
     threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // (parallel or 1)))  # as the local workers will run
+    run_threads = max(1, (os.cpu_count() or 1) // (parallel or 1))  # as the local workers will run
+    torch.set_num_threads(run_threads)
     rates: dict[tuple[str, str], Rates] = {}
     notes: list[str] = []
     per_method: dict[str, dict] = {}
@@ -119,28 +184,30 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
         row = per_method.setdefault(spec.method, {"method": spec.method, "runs": 0, "todo": 0, "trainings": 0,
                                                   "steps": spec.settings["num_steps"], "seconds": 0.0})
         row["runs"] += 1
-    for job in jobs:
-        spec, task = job[0], get_task(job[0].task)
-        key = (spec.method, task.family)
-        if key not in rates:
-            if key in update:
-                known = pretrain.get((*key, spec.profile))
-                rates[key] = Rates(update[key], known, "earlier results" + ("" if known is not None else
-                                                                             ", pretraining unknown"))
-            elif calibrate:
-                log(f"calibrating {spec.method} on {task.family} ...")
-                rates[key] = Rates(calibrate_updates(spec), None, "calibration, pretraining unknown")
-            else:
-                rates[key] = Rates(float("nan"), None, "unknown")
-        if spec.task not in episode:
-            episode[spec.task] = calibrate_episode(spec.task) if calibrate else float("nan")
-        r, row = rates[key], per_method[spec.method]
-        seconds = ((r.pretrain_s or 0.0) + spec.settings["num_steps"] * r.update_s
-                   + evaluations(spec) * spec.settings["eval_episodes"] * episode[spec.task])
-        row["todo"] += len(job)
-        row["trainings"] += 1
-        row["seconds"] += seconds
-        row["s_per_update"], row["source"] = r.update_s, r.source
+    with Calibrator(device, share, run_threads) as calibrator:
+        for job in jobs:
+            spec, task = job[0], get_task(job[0].task)
+            key = (spec.method, task.family)
+            if key not in rates:
+                if key in update:
+                    known = pretrain.get((*key, spec.profile))
+                    rates[key] = Rates(update[key], known, "earlier results" + ("" if known is not None else
+                                                                                 ", pretraining unknown"))
+                elif calibrate:
+                    sharing = f", {share} at once on one GPU" if share > 1 else ""
+                    log(f"calibrating {spec.method} on {task.family} ({device}{sharing}) ...")
+                    rates[key] = Rates(calibrator.updates(spec), None, f"calibration on {device}{sharing}, pretraining unknown")
+                else:
+                    rates[key] = Rates(float("nan"), None, "unknown")
+            if spec.task not in episode:
+                episode[spec.task] = calibrate_episode(spec.task) if calibrate else float("nan")
+            r, row = rates[key], per_method[spec.method]
+            seconds = ((r.pretrain_s or 0.0) + spec.settings["num_steps"] * r.update_s
+                       + evaluations(spec) * spec.settings["eval_episodes"] * episode[spec.task])
+            row["todo"] += len(job)
+            row["trainings"] += 1
+            row["seconds"] += seconds
+            row["s_per_update"], row["source"] = r.update_s, r.source
     torch.set_num_threads(threads)
     rows = [{**row, "hours": row["seconds"] / 3600} for row in per_method.values()]
     total = sum(row["seconds"] for row in rows if np.isfinite(row["seconds"])) / 3600

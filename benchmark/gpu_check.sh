@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# The GPU checks of issues 4 and 5 in one device call (budget: ~8 min on an H100; the lease is 15 min in all).
+# The GPU checks in one device call (each check time-boxed; ~8 min in all; the lease is 15 min in all).
 #
 #   bash benchmark/gpu_check.sh prepare   # here, no device time: wheels the device image lacks -> .whl/ (~51 MB,
 #                                         # git-ignored; the device image has torch, numpy, click, tqdm, h5py, ...)
 #   bash benchmark/gpu_check.sh run       # on the device, with carry [".whl"]: log in $OUT/gpu-check.log
 #
-# run: learner updates/s on CUDA (SAC-N(25) vs IQL: issue 4), SRA's paper-budget phase costs on CUDA (issue 5;
-# generates maze2d-umaze's paper data on the CPU first, ~40 s), then tests/test_cuda.py (every method's smoke run
-# on the GPU, kill/resume equality there).
+# run: learner updates/s on CUDA (SAC-N(25) vs IQL), SRA's paper-budget phase costs on CUDA (generates
+# maze2d-umaze's paper data on the CPU first, ~40 s), tests/test_cuda.py (every method's smoke run on the GPU,
+# kill/resume equality there), the paper grid's dry run calibrated on the GPU with four runs sharing it, a
+# profile of every method's update there (launches, GPU busy share, host syncs), and the host CPU's learner speed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WHEELS=(minari==0.5.4 gymnasium==1.4.0 gymnasium-robotics==1.4.2 mujoco==4.0.0 mujoco-core==4.0.0
@@ -22,15 +23,31 @@ case "${1:-}" in
   run)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     export PYTHONPATH="/tmp/site:$PWD" PYTHONUNBUFFERED=1 MINARI_DATASETS_PATH=/tmp/minari MUJOCO_GL=egl
-    bench() { python3 -m benchmark.cli "$@"; }
-    check() { echo "== $*"; "$@" || echo "== FAILED (exit $?): $*"; }  # one failing check does not stop the rest
+    bench="python3 -m benchmark.cli"
+    check() {  # check SECONDS CMD...: time-boxed; one failing check does not stop the rest
+      local limit=$1 start=$SECONDS; shift
+      echo "== $* [$(date +%T), limit ${limit}s]"
+      timeout "$limit" "$@" || echo "== FAILED (exit $?): $*"
+      echo "== took $((SECONDS - start)) s"
+    }
     {
-      check nvidia-smi -L
-      check python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-      check bench perf --device cuda --threads 1 --seconds 3
-      check bench data generate --envs maze2d-umaze-sparse --profile paper
-      check bench perf sra --device cuda --rounds 8 --model-steps 500 --learner-updates 2000
-      check python3 -m pytest -q -p no:cacheprovider -m cuda tests/test_cuda.py
+      check 20 nvidia-smi -L
+      check 20 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
+      check 10 sh -c "lscpu | grep -E 'Model name|^CPU\(s\)|Flags' | cut -c1-400"
+      check 60 python3 -c "import benchmark.cli, benchmark.runner, methods.registry as r; print(sorted(r.available()))"
+      # issue 20, target 1: SAC-N(25) >= 1/3 of IQL's updates/s on the GPU
+      check 120 $bench perf --device cuda --threads 1 --seconds 2
+      # issue 20, target 2: SRA's model + augmentation <= 25% of its learner at the paper budget
+      check 150 $bench data generate --envs maze2d-umaze-sparse --profile paper
+      check 240 $bench perf sra --device cuda --rounds 8 --model-steps 500 --learner-updates 2000
+      # every method's smoke run on the GPU, kill/resume equality there
+      check 300 python3 -m pytest -q -p no:cacheprovider -n 8 -m cuda tests/test_cuda.py
+      # the paper grid's cost on one GPU, four runs sharing it (each calibrated while the others run)
+      check 240 $bench run --grid paper-table1 --dry-run --device cuda --workers 4 --out /tmp/dry
+      # where each method's update loses the GPU: launches, busy share, host syncs
+      check 200 $bench perf profile --device cuda --profile paper --updates 20
+      # this machine's CPU, as a second CPU kind for the learners' CPU speed (1 thread)
+      check 60 $bench perf --device cpu --learners iql --threads 1 --seconds 2
     } 2>&1 | tee "${OUT:-.}/gpu-check.log" ;;
   *)
     echo "usage: bash benchmark/gpu_check.sh prepare|run" >&2; exit 2 ;;

@@ -77,3 +77,32 @@ def test_perf_sra_refuses_other_methods_and_missing_data_in_one_line(umaze_smoke
     assert result.exit_code == 2 and "valid methods: sra" in result.output and "Traceback" not in result.output
     result = CliRunner().invoke(main, ["perf", "sra", "--task", "maze2d-large-sparse", "--profile", "smoke"])
     assert result.exit_code == 2 and "bench data generate" in result.output and "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------------------------------- bench perf profile
+def test_profile_counts_launches_syncs_and_gpu_time_per_update():
+    from types import SimpleNamespace
+
+    from torch.autograd import DeviceType
+
+    from benchmark.perf_profile import summarize
+    event = lambda key, count, device=DeviceType.CPU, gpu_us=0.0, cpu_us=0.0: SimpleNamespace(
+        key=key, count=count, device_type=device, self_device_time_total=gpu_us, self_cpu_time_total=cpu_us)
+    averages = [event("cudaLaunchKernel", 40), event("cudaLaunchKernelExC", 10), event("cudaStreamSynchronize", 4),
+                event("aten::_local_scalar_dense", 2, cpu_us=100.0), event("aten::mm", 30, cpu_us=3000.0),
+                event("ampere_sgemm_128x64_nn", 30, DeviceType.CUDA, gpu_us=600.0),
+                event("Memcpy DtoH (Device -> Pinned)", 2, DeviceType.CUDA, gpu_us=20.0)]
+    row = summarize("x", averages, wall_ms=1.0, updates=2)
+    assert (row.launches, row.syncs, row.scalar_reads) == (25, 2, 1)
+    assert row.gpu_ms == pytest.approx(0.31) and row.gpu_busy == pytest.approx(0.31)
+    assert row.top_ops[0] == ("aten::mm", pytest.approx(1.5))
+
+
+def test_perf_profile_prints_a_row_per_method_and_refuses_unknown_ones():
+    result = CliRunner().invoke(main, ["perf", "profile", "--methods", "bc-exp,uds", "--device", "cpu",
+                                       "--profile", "smoke", "--updates", "2", "--threads", "1"])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines() if line.startswith(("bc-exp", "uds"))}
+    assert set(rows) == {"bc-exp", "uds"} and all(float(r[1]) > 0 for r in rows.values()), result.output
+    result = CliRunner().invoke(main, ["perf", "profile", "--methods", "bc-exp,nope"])
+    assert result.exit_code == 2 and "unknown method 'nope'" in result.output and "Traceback" not in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from benchmark.cli import main
@@ -99,3 +100,21 @@ def test_dry_run_on_a_half_finished_directory(umaze_smoke, tmp_path):
 def test_ray_flags_need_the_ray_executor(tmp_path):
     result = CliRunner().invoke(main, ["run", "--gpus-per-run", "0.5", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--gpus-per-run only apply to --executor ray" in result.output
+
+
+def test_calibration_of_runs_sharing_a_device_times_every_copy_at_once():
+    from benchmark.estimate import Calibrator
+    spec = expand_grid(["bc-exp"], ["maze2d-umaze-sparse"], [0], SMOKE)[0]
+    with Calibrator("cpu", share=2, threads=1, seconds=0.2) as calibrator:
+        first, second = calibrator.updates(spec), calibrator.updates(spec)  # one pool serves every method
+        assert calibrator._pool is not None
+    assert 0 < first < 1 and 0 < second < 1
+    assert calibrator._stack is None  # the sharers are gone
+
+
+def test_dry_run_calibrates_where_the_runs_will_run():
+    from benchmark.cli import _calibration_device
+    from benchmark.executor import LocalExecutor
+    assert _calibration_device("cpu", LocalExecutor(3)) == ("cpu", 1, 3)
+    if not torch.cuda.is_available():  # a device this machine lacks (a cluster's): calibrate on the CPU here
+        assert _calibration_device("cuda", LocalExecutor(3)) == ("cpu", 1, 3)
