@@ -39,13 +39,13 @@ case "${1:-}" in
       check 120 $bench perf --device cuda --threads 1 --seconds 2
       # issue 20, target 2: SRA's model + augmentation <= 25% of its learner at the paper budget
       check 150 $bench data generate --envs maze2d-umaze-sparse --profile paper
-      check 240 $bench perf sra --device cuda --rounds 8 --model-steps 500 --learner-updates 2000
+      check 180 $bench perf sra --device cuda --rounds 8 --model-steps 500 --learner-updates 2000
       # every method's smoke run on the GPU, kill/resume equality there
       check 300 python3 -m pytest -q -p no:cacheprovider -n 8 -m cuda tests/test_cuda.py
       # the paper grid's cost on one GPU, four runs sharing it (each calibrated while the others run)
-      check 240 $bench run --grid paper-table1 --dry-run --device cuda --workers 4 --out /tmp/dry
+      check 150 $bench run --grid paper-table1 --dry-run --device cuda --workers 4 --out /tmp/dry
       # where each method's update loses the GPU: launches, busy share, host syncs
-      check 200 $bench perf profile --device cuda --profile paper --updates 20
+      check 120 $bench perf profile --device cuda --profile paper --updates 20
       # this machine's CPU, as a second CPU kind for the learners' CPU speed (1 thread)
       check 60 $bench perf --device cpu --learners iql --threads 1 --seconds 2
     } 2>&1 | tee "${OUT:-.}/gpu-check.log" ;;
