@@ -33,7 +33,7 @@ case "${1:-}" in
     {
       check 20 nvidia-smi -L
       check 20 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())"
-      check 10 sh -c "lscpu | grep -E 'Model name|^CPU\(s\)|Flags' | cut -c1-400"
+      check 10 sh -c "lscpu | grep -E 'Model name|^CPU\\(s\\)'; grep -owE 'avx2|avx512f|avx512_bf16|amx_bf16|amx_tile' /proc/cpuinfo | sort -u | tr '\\n' ' '; echo"
       check 60 python3 -c "import benchmark.cli, benchmark.runner, methods.registry as r; print(sorted(r.available()))"
       # issue 20, target 1: SAC-N(25) >= 1/3 of IQL's updates/s on the GPU
       check 120 $bench perf --device cuda --threads 1 --seconds 2
