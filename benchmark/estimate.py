@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import statistics
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
@@ -117,16 +118,25 @@ class Calibrator:
             self._pool = self._stack.enter_context(ProcessPoolExecutor(self.share, mp_context=ctx))
         futures = [self._pool.submit(_time_updates, spec, self.seconds, self.device, self.threads, self._barrier)
                    for _ in range(self.share)]
+        errors = [f.exception() for f in futures]
+        if any(errors):
+            self._barrier.reset()  # a sharer that failed broke it for the others; the next method needs it whole
+            raise next(e for e in errors if e and not isinstance(e, threading.BrokenBarrierError))
         return statistics.mean(f.result() for f in futures)
 
 
 def _time_updates(spec: RunSpec, seconds: float, device: str, threads: int | None = None, barrier=None) -> float:
     if threads:
         torch.set_num_threads(threads)
-    method = build_for_timing(spec, device)
-    for step in range(10):
-        method.update(step)
-    synchronize(device)
+    try:
+        method = build_for_timing(spec, device)
+        for step in range(10):
+            method.update(step)
+        synchronize(device)
+    except BaseException:
+        if barrier is not None:
+            barrier.abort()  # release the sharers waiting for this one at once
+        raise
     if barrier is not None:  # every sharer has built and warmed up: time them together
         barrier.wait(BARRIER_TIMEOUT_S)
     count, start = 0, time.perf_counter()
@@ -196,7 +206,13 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
                 elif calibrate:
                     sharing = f", {share} at once on one GPU" if share > 1 else ""
                     log(f"calibrating {spec.method} on {task.family} ({device}{sharing}) ...")
-                    rates[key] = Rates(calibrator.updates(spec), None, f"calibration on {device}{sharing}, pretraining unknown")
+                    try:
+                        rates[key] = Rates(calibrator.updates(spec), None,
+                                           f"calibration on {device}{sharing}, pretraining unknown")
+                    except Exception as e:  # noqa: BLE001 - a method that cannot run here costs only its row
+                        reason = f"{type(e).__name__}: {str(e).strip()}"[:80]
+                        log(f"calibrating {spec.method} on {task.family} failed: {reason}")
+                        rates[key] = Rates(float("nan"), None, f"calibration failed ({reason})")
                 else:
                     rates[key] = Rates(float("nan"), None, "unknown")
             if spec.task not in episode:
@@ -211,6 +227,8 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
     torch.set_num_threads(threads)
     rows = [{**row, "hours": row["seconds"] / 3600} for row in per_method.values()]
     total = sum(row["seconds"] for row in rows if np.isfinite(row["seconds"])) / 3600
+    if any(row.get("source", "").startswith("calibration failed") for row in rows):
+        notes.append("calibration failed = that method cannot run here as configured; not counted in the total")
     if any(row.get("source", "").endswith("pretraining unknown") for row in rows):
         notes.append("pretraining unknown = not counted: a quick run of that method first lets the "
                      "estimate use its measured pretraining time")

@@ -118,3 +118,23 @@ def test_dry_run_calibrates_where_the_runs_will_run():
     assert _calibration_device("cpu", LocalExecutor(3)) == ("cpu", 1, 3)
     if not torch.cuda.is_available():  # a device this machine lacks (a cluster's): calibrate on the CPU here
         assert _calibration_device("cuda", LocalExecutor(3)) == ("cpu", 1, 3)
+
+
+def test_a_method_that_cannot_calibrate_costs_only_its_row(monkeypatch):
+    from dataclasses import replace
+
+    import benchmark.estimate as est
+    spec = expand_grid(["bc-exp"], ["maze2d-umaze-sparse"], [0], SMOKE)[0]
+    with est.Calibrator("cpu", share=2, threads=1, seconds=0.1) as calibrator:  # a sharer fails before the barrier
+        with pytest.raises(BenchError, match="unknown task"):
+            calibrator.updates(replace(spec, task="no-such-task"))
+        assert calibrator.updates(spec) > 0  # the others were released and the barrier is whole again
+    real = est.Calibrator.updates
+    monkeypatch.setattr(est.Calibrator, "updates", lambda self, s: (_ for _ in ()).throw(ModuleNotFoundError(
+        "No module named 'ot'")) if s.method == "uds" else real(self, s))
+    specs = expand_grid(["bc-exp", "uds"], ["maze2d-umaze-sparse"], [0], SMOKE)
+    cost = est.estimate(specs, [[s] for s in specs], [], parallel=1, log=lambda *_: None)
+    rows = {row["method"]: row for row in cost.rows}
+    assert rows["uds"]["source"].startswith("calibration failed (ModuleNotFoundError: No module named 'ot')")
+    assert rows["bc-exp"]["hours"] > 0 and cost.total_core_hours == pytest.approx(rows["bc-exp"]["hours"])
+    assert any("calibration failed" in note for note in cost.notes)
