@@ -52,7 +52,11 @@ case "${1:-}" in
       # every method's smoke run on the GPU, kill/resume equality there
       wanted tests && check 300 python3 -m pytest -q -p no:cacheprovider -n 8 -m cuda tests/test_cuda.py
       # the paper grid's cost on one GPU, four runs sharing it (each calibrated while the others run)
-      wanted dryrun && check 150 $bench run --grid paper-table1 --dry-run --device cuda --workers 4 --out /tmp/dry
+      if wanted dryrun; then  # DRY_WORKERS="4 1": also time one run alone on the GPU, to see what sharing costs
+        for workers in ${DRY_WORKERS:-4}; do
+          check 150 $bench run --grid paper-table1 --dry-run --device cuda --workers "$workers" --out /tmp/dry
+        done
+      fi
       # where each method's update loses the GPU: launches, busy share, host syncs
       wanted profile && check 120 $bench perf profile --device cuda --profile paper --updates 20
       # this machine's CPU, as a second CPU kind for the learners' CPU speed (1 thread)
