@@ -333,12 +333,12 @@ def _dry_run(specs, options, runner, force, retry_failed, profile, n_methods, n_
     known = [r for r in iter_results(options.root, warn=click.echo)] if Path(options.root).exists() else []
     device, share, parallel = _calibration_device(options.device, runner)
     cost = estimate(specs, jobs, known, parallel, log=lambda m: click.echo(m, err=True), device=device, share=share)
-    click.echo(f"\n{'method':<12} {'runs':>5} {'to run':>6} {'trainings':>9} {'steps/run':>10} {'ms/update':>9} "
+    click.echo(f"\n{'method':<12} {'runs':>5} {'to run':>6} {'trainings':>9} {'steps/run':>13} {'ms/update':>9} "
                f"{'run-hours':>10} {'wall':>9}  rates from")
     for row in cost.rows:
         ms = f"{row['s_per_update'] * 1e3:.2f}" if "s_per_update" in row else "-"
         wall = format_hours(row["hours"] / cost.parallel) if cost.parallel else "-"
-        click.echo(f"{row['method']:<12} {row['runs']:>5} {row['todo']:>6} {row['trainings']:>9} {row['steps']:>10} "
+        click.echo(f"{row['method']:<12} {row['runs']:>5} {row['todo']:>6} {row['trainings']:>9} {row['steps']:>13} "
                    f"{ms:>9} {row['hours']:>10.2f} {wall:>9}  {row.get('source', '-')}")
     click.echo(f"\ntotal: {format_hours(cost.total_core_hours)} of single-run time on this machine ({device})")
     if cost.wall_hours is not None:

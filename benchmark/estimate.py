@@ -167,7 +167,7 @@ def calibrate_episode(task_name: str) -> float:
 
 @dataclass
 class Estimate:
-    rows: list[dict]              # per method: runs, todo, steps, s/update, source, hours
+    rows: list[dict]              # per method: runs, todo, steps (a range where tasks differ), s/update, source, hours
     total_core_hours: float
     parallel: int | None
     notes: list[str]
@@ -192,8 +192,9 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
     per_method: dict[str, dict] = {}
     for spec in specs:
         row = per_method.setdefault(spec.method, {"method": spec.method, "runs": 0, "todo": 0, "trainings": 0,
-                                                  "steps": spec.settings["num_steps"], "seconds": 0.0})
+                                                  "steps": set(), "seconds": 0.0})
         row["runs"] += 1
+        row["steps"].add(spec.settings["num_steps"])  # e.g. SRA: 200k on maze2d, 500k on locomotion
     with Calibrator(device, share, run_threads) as calibrator:
         for job in jobs:
             spec, task = job[0], get_task(job[0].task)
@@ -225,7 +226,8 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
             row["seconds"] += seconds
             row["s_per_update"], row["source"] = r.update_s, r.source
     torch.set_num_threads(threads)
-    rows = [{**row, "hours": row["seconds"] / 3600} for row in per_method.values()]
+    rows = [{**row, "steps": "-".join(map(str, sorted({min(row["steps"]), max(row["steps"])}))),
+             "hours": row["seconds"] / 3600} for row in per_method.values()]
     total = sum(row["seconds"] for row in rows if np.isfinite(row["seconds"])) / 3600
     if any(row.get("source", "").startswith("calibration failed") for row in rows):
         notes.append("calibration failed = that method cannot run here as configured; not counted in the total")
