@@ -3,12 +3,16 @@
 Hidden layers on CPU run their fp32 matmuls through oneDNN (``linear``): same math as ``nn.Linear``
 (IEEE fp32, no reduced precision; only the summation order differs). On an AMD EPYC (Zen 5), where the MKL
 inside PyTorch runs its AVX2 code, a 256x256x256 matmul takes ~150 us there vs ~315 us through MKL; on
-Intel CPUs expect about parity. ``bench perf --no-onednn`` measures the difference on a given machine.
+Intel CPUs expect about parity or a loss (an Intel Xeon with AMX measured IQL at 0.77x the stock-path reference
+there). ``bench perf --no-onednn`` measures the difference on a given machine; ``BENCH_ONEDNN=0`` switches the
+path off for a whole run. The hand-written backward is checked against ``nn.Linear`` to first and second order
+(``tests/test_nets.py``), and a torch without the private op falls back to ``nn.functional.linear``.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 import platform
 from typing import Iterable, Sequence
 
@@ -16,15 +20,26 @@ import torch
 from torch import nn
 
 # --------------------------------------------------------------------------------------------- fast linear
-# Set to False to use nn.functional.linear everywhere (e.g. to compare speed or results).
-ONEDNN_LINEAR = (platform.machine().lower() in ("x86_64", "amd64") and torch.backends.mkldnn.is_available()
-                 and hasattr(torch.ops.mkldnn, "_linear_pointwise"))
-ONEDNN_MIN_FEATURES = 16  # narrower outputs (scalar heads) are faster through MKL's GEMV
-
-
 def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False):
     """relu?(x @ weight.T + bias) by oneDNN's fp32 matmul, the ReLU fused in; ``weight.t()`` needs no copy."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
+
+
+def onednn_available() -> bool:
+    """Whether oneDNN's fused linear is here and right: x86-64, a torch with the (private) op, and one small
+    product that matches ``nn.functional.linear``. A torch that drops or breaks the op falls back silently."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        x, w, b = torch.linspace(-1, 1, 48).reshape(3, 16), torch.linspace(1, -1, 256).reshape(16, 16), torch.ones(16)
+        return bool(torch.allclose(_onednn(x, w, b, relu=True), torch.relu(nn.functional.linear(x, w, b)), atol=1e-5))
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+
+
+# False: nn.functional.linear everywhere (to compare speed or results); also off with BENCH_ONEDNN=0.
+ONEDNN_LINEAR = os.environ.get("BENCH_ONEDNN", "1") != "0" and onednn_available()
+ONEDNN_MIN_FEATURES = 16  # narrower outputs (scalar heads) are faster through MKL's GEMV
 
 
 class _OneDNNLinear(torch.autograd.Function):
