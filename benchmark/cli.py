@@ -498,9 +498,16 @@ def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_si
                f"oneDNN matmuls {'on' if report.onednn else 'off'}")
     click.echo(f"batch {batch_size}, obs {obs_dim}, act {act_dim}; about {seconds:g} s per timed run, "
                f"best of {repeats}; {REFERENCE} = CORL-style reference IQL (benchmark/perf_reference.py)\n")
-    click.echo(f"{'learner':<10} {'threads':>7} {'updates/s':>10}")
+    peaks = ", ".join(f"{peak / 1e9:.0f} GFLOP/s at {t} thread{'s' if t > 1 else ''}"
+                      for t, peak in report.peak_flops.items())
+    click.echo(f"fp32 matmul peak at the nets' shape (256x256x256): {peaks}\n")
+    click.echo(f"{'learner':<10} {'threads':>7} {'updates/s':>10} {'GFLOP/upd':>9} {'limit/s':>8} {'of limit':>8}")
     for m in report.measurements:
-        click.echo(f"{m.learner:<10} {m.threads:>7} {m.rate:>10.1f}")
+        flops, peak = report.flops.get(m.learner), report.peak_flops.get(m.threads)
+        limit = f"{peak / flops:8.0f}" if flops and peak else f"{'-':>8}"
+        share = report.fraction_of_limit(m.learner, m.threads)
+        click.echo(f"{m.learner:<10} {m.threads:>7} {m.rate:>10.1f} {(flops or 0) / 1e9:>9.3f} {limit} "
+                   f"{'-' if share is None else f'{share:.0%}':>8}")
 
     def ratios(numerator: str, denominator: str, target: float, fmt: str) -> str:
         parts = []

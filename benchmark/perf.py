@@ -4,6 +4,9 @@ Pure functions, no printing: ``measure`` builds each learner on a synthetic task
 under one thread and under the default thread count, and times the CORL-style reference IQL
 (``benchmark/perf_reference.py``) the same way, so the ratios say how our hot loop compares to a plain one.
 Targets: our IQL at least 1.5x the reference, SAC-N (N=25, maze2d's count) at least 1/3 of our IQL.
+Against the machine: each update's FLOPs (torch's FLOP counter) and the fp32 matmul peak at the nets' main
+shape (256 x 256 x 256, the faster of oneDNN and the stock matmul, per thread count) give a limit in updates/s;
+the report gives each learner's share of it.
 On CPU our nets run their matmuls through oneDNN (``methods.nets.ONEDNN_LINEAR``); ``onednn=False`` times
 the stock PyTorch path instead, to see what that buys on a given machine.
 """
@@ -52,6 +55,13 @@ class PerfReport:
     onednn: bool
     measurements: list[Measurement] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    flops: dict[str, float] = field(default_factory=dict)        # per update, per learner row
+    peak_flops: dict[int, float] = field(default_factory=dict)   # FLOP/s of the nets' matmul shape, per thread count
+
+    def fraction_of_limit(self, learner: str, threads: int) -> float | None:
+        """Updates/s over the limit the matmul peak sets (peak FLOP/s / FLOPs per update)."""
+        rate, flops, peak = self.rate(learner, threads), self.flops.get(learner), self.peak_flops.get(threads)
+        return rate * flops / peak if rate and flops and peak else None
 
     def rate(self, learner: str, threads: int) -> float | None:
         for m in self.measurements:
@@ -134,6 +144,42 @@ def synthetic_batch(obs_dim: int, act_dim: int, batch_size: int, device: torch.d
     return {k: v.to(device) for k, v in batch.items()}
 
 
+# ------------------------------------------------------------------------------------------------ the limit
+PEAK_SHAPE = (256, 256, 256)  # batch x hidden x hidden: the nets' main matmul
+
+
+def flops_per_update(update: Callable[[], object]) -> float:
+    """FLOPs of one call of ``update`` by torch's FLOP counter (our oneDNN matmuls are counted on the stock
+    path: same math, and the counter knows only stock ops)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from methods import nets
+    before, nets.ONEDNN_LINEAR = nets.ONEDNN_LINEAR, False
+    try:
+        with FlopCounterMode(display=False) as counter:
+            update()
+    finally:
+        nets.ONEDNN_LINEAR = before
+    return float(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, seconds: float = 0.5, shape: tuple[int, int, int] = PEAK_SHAPE) -> float:
+    """fp32 FLOP/s of one (m x k) @ (k x n) product at the current thread count: the faster of the stock matmul
+    and (on CPU) oneDNN's, best of three timed bursts each."""
+    from methods import nets
+    m, k, n = shape
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(m, k, generator=g).to(device), torch.randn(n, k, generator=g).to(device)
+    products = [lambda: a @ b.t()]
+    if device.type == "cpu" and nets.ONEDNN_LINEAR:
+        products.append(lambda: nets._onednn(a, b))
+    best = float("inf")
+    for product in products:
+        count = calibrate(product, device, seconds / 4, warmup=10)
+        best = min(best, *(time_updates(product, device, count) / count for _ in range(3)))
+    return 2 * m * k * n / best
+
+
 # ------------------------------------------------------------------------------------------------ timing
 def calibrate(update: Callable[[], object], device: torch.device, seconds: float, warmup: int = 20) -> int:
     """Warm up (``warmup`` updates; fewer, at least 3, if they take longer than ``seconds``), then probe
@@ -207,8 +253,12 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
     onednn_before = nets.ONEDNN_LINEAR
     nets.ONEDNN_LINEAR = onednn_before and onednn
     try:
+        for row, make in rows:
+            torch.manual_seed(seed)
+            report.flops[row] = flops_per_update(make(False))
         for count in thread_counts:
             torch.set_num_threads(count)
+            report.peak_flops[count] = matmul_peak(dev, seconds)
             for row, seconds_taken in _time_interleaved(rows, report, dev, seconds, compile, warmup, repeats, seed):
                 report.measurements.append(Measurement(row, count, *seconds_taken))
     finally:

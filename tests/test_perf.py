@@ -23,6 +23,10 @@ def test_perf_prints_a_row_per_learner_and_the_ratios():
         rows = [line.split() for line in lines if line.split()[:1] == [learner]]
         assert [int(r[1]) for r in rows] == counts, (learner, result.output)
         assert all(float(r[2]) > 0 for r in rows), result.output
+    iql = next(line.split() for line in lines if line.split()[:1] == ["iql"])
+    assert 0.4 < float(iql[3]) < 0.7 and iql[5].endswith("%"), result.output  # ~0.54 GFLOP per IQL update
+    assert any(line.startswith("fp32 matmul peak at the nets' shape") and "GFLOP/s at 1 thread" in line
+               for line in lines), result.output
     assert any(line.startswith("IQL / reference IQL:") and "target >= 1.5x" in line for line in lines), result.output
     assert any(line.startswith("SAC-N(25) / IQL:") and "n/a" not in line for line in lines), result.output
     assert lines[0].startswith("device: cpu (") and "torch " in lines[0], result.output
@@ -38,6 +42,16 @@ def test_perf_rejects_unknown_learners_in_one_line():
 def test_perf_rejects_bad_thread_counts_in_one_line():
     result = CliRunner().invoke(main, ["perf", "--threads", "0"])
     assert result.exit_code == 2 and "bad --threads" in result.output and "Traceback" not in result.output
+
+
+def test_the_limit_is_peak_flops_over_flops_per_update():
+    from benchmark.perf import Measurement, PerfReport, flops_per_update
+    report = PerfReport("cpu", "cpu", "t", [1], 1, 1, False, True, [Measurement("iql", 1, 100, 2.0)],
+                        flops={"iql": 1e9}, peak_flops={1: 1e11})
+    assert report.fraction_of_limit("iql", 1) == pytest.approx(0.5)  # 50 updates/s of a 100/s limit
+    assert report.fraction_of_limit("iql", 2) is None
+    x, w = torch.ones(4, 8), torch.ones(16, 8)
+    assert flops_per_update(lambda: x @ w.t()) == 2 * 4 * 8 * 16
 
 
 def test_sacn_critic_count_is_a_suffix():
