@@ -14,6 +14,10 @@ from benchmark.logger import progress_bar
 from envs import BenchError
 
 
+EXIT_USAGE = 2        # a user mistake (one line on stderr); click's own usage errors use 2 too
+EXIT_RUNS_FAILED = 3  # `bench run`: the grid finished, but at least one run failed (see its result.json)
+
+
 class BenchGroup(click.Group):
     """Print user mistakes (BenchError) as one line, never as a traceback."""
 
@@ -22,7 +26,7 @@ class BenchGroup(click.Group):
             return super().invoke(ctx)
         except BenchError as e:
             click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USAGE)
 
 
 @click.group(cls=BenchGroup)
@@ -268,14 +272,15 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, ou
         grid, notes = named_grid(grid_name)
         for note in notes:
             click.echo(note, err=True)
-    method_names = _split(methods) if methods else (grid.methods or ["bc-exp"])
+    method_names = _given("--methods", methods) or grid.methods or ["bc-exp"]
     for name in method_names:
         get_method(name)
-    task_names = resolve_tasks(envs or grid.envs or "maze2d")
+    task_names = resolve_tasks(_given("--envs", envs) or grid.envs or "maze2d")
     seed_list = parse_seeds(seeds if seeds is not None else (grid.seeds if grid.seeds is not None else 4))
     chosen = get_profile(profile or grid.profile or DEFAULT_PROFILE)
     overrides = merge_overrides(grid.overrides, parse_set_options(list(set_items), method_names))
-    specs = expand_grid(method_names, task_names, seed_list, chosen, overrides)
+    specs = expand_grid(method_names, task_names, seed_list, chosen, overrides, note=lambda m: click.echo(m, err=True))
+    method_names, task_names, seed_list = (list(dict.fromkeys(v)) for v in (method_names, task_names, seed_list))
     if executor == "ray" and device.startswith("cuda") and not gpus_per_run:
         raise BenchError(f"--device {device} with --executor ray needs --gpus-per-run (e.g. 0.25: four runs share "
                          "a GPU); Ray hides the GPUs from tasks that ask for none")
@@ -297,14 +302,19 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, ou
         _dry_run(specs, options, runner, force, retry_failed, chosen.name, len(method_names), len(task_names),
                  len(seed_list))
         return
+    check_writable(Path(out), "--out")  # before any data is built or run trained
     ensure_datasets(task_names, chosen.data, generate_missing)
     # trained dynamics models are shared by the grid's runs (methods/model_cache.py); BENCH_MODEL_CACHE= disables
     with _env_default("BENCH_MODEL_CACHE", str(Path(out).resolve() / "model-cache")):
         summary = run_grid(specs, options, force=force, retry_failed=retry_failed, warn=click.echo, executor=runner)
     _print_scores(summary.results, chosen.name)
-    if summary.failed:
-        click.echo(f"{len(summary.failed)} run(s) failed; their errors are in their result.json files")
+    for result in summary.busy:
+        click.echo(f"skipped {result['run_key']}: {result['error']}")
     click.echo(f"results in {out}/; next: bench report --results {out}")
+    if summary.failed:
+        click.echo(f"{len(summary.failed)} run(s) failed; their errors are in their result.json files "
+                   f"(exit code {EXIT_RUNS_FAILED})", err=True)
+        sys.exit(EXIT_RUNS_FAILED)
 
 
 @contextmanager
@@ -350,6 +360,29 @@ def _dry_run(specs, options, runner, force, retry_failed, profile, n_methods, n_
 
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _given(flag: str, value: str | None) -> list[str] | None:
+    """The comma-separated names of a flag; None when it was not given. Given but empty is a mistake
+    (``--methods ""`` from an unset shell variable), not a request for the defaults."""
+    if value is None:
+        return None
+    if not (names := _split(value)):
+        listing = "bench tasks" if flag == "--envs" else "bench methods"
+        raise BenchError(f"{flag} is empty; name at least one (see `{listing}`) or leave the flag out for the default")
+    return names
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Create ``path`` and write a probe file in it, or say in one line why that is impossible."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".bench-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BenchError(f"{flag} {path} is not writable ({e.strerror or type(e).__name__}); "
+                         f"pass a directory you can write to") from None
 
 
 def _print_scores(results: list[dict], profile: str) -> None:
@@ -421,7 +454,9 @@ def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods:
     """Tables (Markdown, CSV, LaTeX), rliable statistics and an HTML page with plots."""
     from benchmark.report import BOOTSTRAP_REPS, ReportError, table_markdown, write_report
     dirs = [Path(r) for r in results]
-    variants = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    variants = _given("--methods", methods)
+    if not table:
+        check_writable(Path(out), "--out")
     try:
         if table:
             click.echo(table_markdown(table, dirs, profile))
