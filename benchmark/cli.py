@@ -179,7 +179,7 @@ def data_train_policies(envs: str, steps: int, seed: int, work_dir: str, policie
 
 @data_group.command("list")
 def data_list() -> None:
-    """Show the bench datasets present locally."""
+    """Show the bench datasets present locally, checking each one's content (damaged ones say why)."""
     from envs.datasets import datasets_root, list_datasets
     rows = list_datasets()
     click.echo(f"datasets root: {datasets_root()}")
@@ -188,6 +188,11 @@ def data_list() -> None:
     for r in rows:
         click.echo(f"{r['id']:<46} {r['status']:<8} {r.get('episodes', '?'):>6} episodes {r.get('steps', '?'):>9} steps "
                    f"[{r.get('source', '?')}, {r.get('scale', '?')}]")
+        if "problem" in r:
+            click.echo(f"  {r['problem']}")
+    if damaged := [r["id"] for r in rows if r["status"] != "ok"]:
+        click.echo(f"{len(damaged)} dataset(s) unusable; rebuild them as the line under each says "
+                   f"(partial: an interrupted generation, rebuild with --force)")
 
 
 def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -> None:
