@@ -470,8 +470,25 @@ def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods:
                                progress=lambda message: click.echo(message, err=True), variants=variants)
     except ReportError as e:
         raise BenchError(str(e)) from None
-    click.echo(summary.markdown)
-    click.echo(f"\nwrote {', '.join(str(p) for p in summary.paths)}")
+    for line in report_summary_lines(summary):
+        click.echo(line)
+
+
+def report_summary_lines(summary) -> list[str]:
+    """A few lines for the terminal: what is complete, what is not and why, where the files are."""
+    lines = [f"report ({summary.profile} profile): {len(summary.complete)} complete variant(s)"
+             + (f": {', '.join(summary.complete)}" if summary.complete else "")]
+    lines += [f"  incomplete, left out of the aggregates: {variant} ({why})" for variant, why in summary.incomplete.items()]
+    if summary.failed:
+        lines.append(f"  {len(summary.failed)} failed run(s), listed under 'Failed runs'")
+    if summary.warnings:
+        lines.append(f"  {len(summary.warnings)} warning(s), listed under 'Warnings'")
+    plots = [p for p in summary.paths if p.parent.name == "plots"]
+    tables = [p.name for p in summary.paths if p not in plots and p.suffix != ".html"]
+    lines.append(f"open {summary.out_dir / 'report.html'} (tables, statistics and plots on one page)")
+    lines.append(f"also in {summary.out_dir}/: {', '.join(tables)}"
+                 + (f", plots/ ({len(plots)} files)" if plots else ""))
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------- perf

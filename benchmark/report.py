@@ -35,7 +35,7 @@ from rliable import library as rly
 from rliable import metrics
 
 from benchmark import plots
-from benchmark.store import iter_results
+from benchmark.store import iter_results, iter_set_aside
 
 BOOTSTRAP_REPS = 5000  # measured: 10 variants x 14 tasks x 4 seeds, whole report ~16 s on 2 cores (10000: ~28 s)
 GAMMA = 100.0  # optimality-gap threshold: scores are on the 0-100 scale
@@ -80,8 +80,11 @@ def _dirs(results_dirs: ResultsDirs) -> list[Path]:
 
 
 def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Callable[[str], None] = print,
-                 variants: Sequence[str] | None = None) -> tuple[str, list[dict], list[dict]]:
+                 variants: Sequence[str] | None = None, set_aside: list[dict] | None = None) -> tuple[str, list[dict], list[dict]]:
     """(profile, done results, failed results) of one profile from one or more results directories.
+
+    ``set_aside``, when given, receives the runs of that profile whose result file was set aside as corrupt
+    (now or by an earlier command) and not redone: missing seeds, not absent runs.
 
     ``variants`` keeps only those method variants (e.g. to put bc-exp from another grid beside new methods).
     A run found in two directories is ambiguous and refused. ReportError on user errors.
@@ -110,6 +113,9 @@ def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Ca
                           f"profiles present: {', '.join(profiles)}")
     profile = profile or profiles[0]
     chosen = [r for r in results if r["profile"] == profile]
+    if set_aside is not None:
+        set_aside += [r for d in dirs if d.is_dir() for r in iter_set_aside(d)
+                      if r["profile"] == profile and (variants is None or r["variant"] in variants)]
     return profile, [r for r in chosen if r["status"] == "done"], [r for r in chosen if r["status"] != "done"]
 
 
@@ -129,14 +135,21 @@ def scores_frame(done: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SCORE_COLUMNS).sort_values(["variant", "task", "seed"], ignore_index=True)
 
 
-def incomplete_reasons(scores: pd.DataFrame) -> dict[str, str]:
-    """Why each non-rectangular variant cannot enter the statistics (complete variants are absent)."""
+def incomplete_reasons(scores: pd.DataFrame, set_aside: Sequence[dict] = ()) -> dict[str, str]:
+    """Why each non-rectangular variant cannot enter the statistics (complete variants are absent).
+    ``set_aside``: runs whose result was set aside as corrupt; each is a missing seed until it is redone."""
     tasks = sorted(scores["task"].unique())
     reasons = {}
+    lost: dict[str, list[str]] = defaultdict(list)
+    for r in sorted(set_aside, key=lambda r: (r["task"], r["seed"])):
+        lost[r["variant"]].append(f"{r['task']} seed {r['seed']}")
     for variant, rows in scores.groupby("variant", sort=True):
         seeds = {task: sorted(g["seed"]) for task, g in rows.groupby("task", sort=True)}
         counts = [len(s) for s in seeds.values()]
         why = []
+        if variant in lost:
+            why.append(f"result set aside as corrupt, not redone yet (`bench run` with the same arguments redoes "
+                       f"it): {', '.join(lost[variant])}")
         if missing := [t for t in tasks if t not in seeds]:
             why.append("missing " + ", ".join(missing))
         if dup := [t for t, s in seeds.items() if len(s) != len(set(s))]:
@@ -151,10 +164,10 @@ def incomplete_reasons(scores: pd.DataFrame) -> dict[str, str]:
     return reasons
 
 
-def score_matrices(scores: pd.DataFrame, column: str = "last") -> dict[str, np.ndarray]:
+def score_matrices(scores: pd.DataFrame, column: str = "last", set_aside: Sequence[dict] = ()) -> dict[str, np.ndarray]:
     """rliable's ``{variant: array(runs, tasks)}`` for the complete variants; runs by seed, tasks sorted."""
     tasks = sorted(scores["task"].unique())
-    skip = incomplete_reasons(scores)
+    skip = incomplete_reasons(scores, set_aside)
     return {variant: rows.pivot(index="seed", columns="task", values=column).sort_index()[tasks].to_numpy(float)
             for variant, rows in scores.groupby("variant", sort=True) if variant not in skip}
 
@@ -597,14 +610,15 @@ def compute(results_dir: ResultsDirs, profile: str | None = None, reps: int = BO
         warnings.append(message)
         say(message)
 
-    profile, done, failed = load_results(results_dir, profile, warn, variants)
+    set_aside: list[dict] = []
+    profile, done, failed = load_results(results_dir, profile, warn, variants, set_aside)
     if unscored := [r["run_key"] for r in done if not _finite(r.get("final_score"), r.get("best_score"))]:
         warn(f"left out {len(unscored)} done run(s) without finite final/best scores: {', '.join(unscored)}")
         done = [r for r in done if r["run_key"] not in unscored]
     scores = scores_frame(done)
     paper = load_paper(paper_dir)
-    incomplete = incomplete_reasons(scores)
-    matrices = score_matrices(scores, "last")
+    incomplete = incomplete_reasons(scores, set_aside)
+    matrices = score_matrices(scores, "last", set_aside)
     say(f"bootstrapping {len(matrices)} complete variant(s) with {reps} reps")
     curves, skipped = curve_frame(done)
     if skipped:

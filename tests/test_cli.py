@@ -187,3 +187,21 @@ def test_a_grid_with_failed_runs_exits_non_zero(umaze_smoke, tmp_path, monkeypat
                          "--profile", "smoke", "--out", str(tmp_path / "res"), "--no-progress", "--workers", "1")
     assert code == EXIT_RUNS_FAILED == 3, output
     assert "1 run(s) failed" in output and "(exit code 3)" in output
+
+
+def test_report_prints_a_short_summary_and_the_paths(tmp_path):
+    results = tmp_path / "results"
+    _write_fake_result(results)
+    code, output = bench("report", "--results", str(results), "--out", str(tmp_path / "rep"), "--reps", "100")
+    assert code == 0, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) <= 8 and "## " not in output and "|" not in output, output
+    assert "report (smoke profile): 1 complete variant(s): bc-exp" in output
+    assert f"open {tmp_path / 'rep' / 'report.html'}" in output and "report.md" in output
+
+
+def test_data_generation_prints_a_readable_summary(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    code, output = bench("data", "generate", "--envs", "maze2d-umaze", "--profile", "smoke")
+    assert code == 0, output
+    assert "{" not in output and "reference returns (random - planner): sparse" in output, output

@@ -298,3 +298,22 @@ def test_table4_prints_sra_over_uds_per_learner(tmp_path):
     with pytest.raises(ReportError, match="no SRA/UDS pairs"):
         write_run(tmp_path / "other", "bc-exp", T1, 0, 50.0)
         report.table_markdown("paper-table4", tmp_path / "other")
+
+
+def test_runs_set_aside_as_corrupt_stay_missing_seeds_until_redone(tmp_path):
+    """The first report sets a corrupt result aside (and warns); the second must not show n=1 as complete."""
+    root = tmp_path / "results"
+    for seed in range(2):
+        write_run(root, "bc-exp", T1, seed, 40.0 + seed)
+    corrupt = root / "runs" / f"bc-exp/{T1}/seed1-1a2b3c4d" / "result.json"
+    atomic_write_json(corrupt.parent / "config.json", {"run_key": f"bc-exp/{T1}/seed1-1a2b3c4d", "method": "bc-exp",
+                                                        "variant": "bc-exp", "task": T1, "seed": 1, "profile": "quick"})
+    corrupt.write_text('{"truncated": ')
+    for attempt in range(2):
+        messages = []
+        summary = write_report(root, tmp_path / f"report{attempt}", reps=REPS, progress=messages.append)
+        assert any("corrupt result file" in m for m in messages) == (attempt == 0)
+        assert summary.complete == [], attempt
+        assert f"set aside as corrupt" in summary.incomplete["bc-exp"] and f"{T1} seed 1" in summary.incomplete["bc-exp"]
+    write_run(root, "bc-exp", T1, 1, 41.0)  # redone
+    assert write_report(root, tmp_path / "report2", reps=REPS).complete == ["bc-exp"]
