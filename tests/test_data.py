@@ -159,3 +159,16 @@ def test_generation_refuses_to_write_invalid_episodes(umaze_smoke, tmp_path, mon
     with pytest.raises(DatasetDamaged, match=r"bench/test/x-v0 is damaged: observations row 303 \(episode 1, step 3\)"):
         _write_dataset("bench/test/x-v0", umaze_smoke, episodes, reference, {}, "test")
     assert dataset_status("bench/test/x-v0") == "missing"
+
+
+def test_maze_envs_leave_no_temporary_xml_files(tmp_path, monkeypatch):
+    """Gymnasium-Robotics writes ant_maze<time>.xml into the temp dir for every maze env it builds."""
+    import tempfile
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    for name in ("maze2d-umaze-sparse", "maze2d-large-dense"):
+        env = make_maze_env(get_task(name))
+        env.reset(seed=0)
+        env.step(np.zeros(2, np.float32))
+        env.close()
+    assert not list(tmp_path.glob("*.xml"))
