@@ -343,6 +343,18 @@ def flat_arrays(episodes, dtype=None) -> Arrays:
                   episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
 
 
+def fingerprint(flat: FlatDataset) -> str:
+    """sha256 of a loaded dataset's arrays (values, dtypes and shapes; metadata aside): equal fingerprints,
+    equal data. tests/test_reproducibility.py pins the smoke datasets' fingerprints."""
+    import hashlib
+    digest = hashlib.sha256()
+    for name in ("observations", "actions", "next_observations", "terminals", "timeouts", "episode_starts", "rewards"):
+        array = np.ascontiguousarray(getattr(flat, name))
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def reference_returns(task: TaskSpec, scale: str) -> dict[str, float]:
     """{"min", "max"} returns: the task's fixed ones (locomotion: D4RL's random and expert returns, whatever
     the data source), else those for the task's reward type stored with its expert dataset (maze2d)."""
