@@ -36,6 +36,7 @@ from rliable import metrics
 
 from benchmark import plots
 from benchmark.store import iter_results, iter_set_aside
+from envs.tasks import task_order
 
 BOOTSTRAP_REPS = 5000  # measured: 10 variants x 14 tasks x 4 seeds, whole report ~16 s on 2 cores (10000: ~28 s)
 GAMMA = 100.0  # optimality-gap threshold: scores are on the 0-100 scale
@@ -386,6 +387,7 @@ def score_table(per_task: pd.DataFrame, complete: list[str], mean: str = "mean",
     cells = [f"{_num(m)} ± {_num(e)}" + (f" (n={n})" if n < k else "")
              for m, e, n, k in zip(per_task[mean], per_task[err], per_task["n"], most)]
     table = per_task.assign(cell=cells).pivot(index="task", columns="variant", values="cell").fillna("missing")
+    table = table.reindex(task_order(table.index))
     overall = per_task.groupby("variant")[mean].mean()
     table.loc["mean over tasks"] = [_num(overall[v]) if v in complete else "—" for v in table.columns]
     return table.reset_index().rename_axis(columns=None)
@@ -403,12 +405,26 @@ def improvement_table(improvement: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index().rename(columns={"x": "P(row > column)"}).rename_axis(columns=None)
 
 
-def paper_table(per_task: pd.DataFrame) -> pd.DataFrame:
+def paper_table(per_task: pd.DataFrame, same_scale: Sequence[str] = ()) -> pd.DataFrame:
+    """Ours beside the paper's, tasks in registry order. "ours - paper" only for ``same_scale`` tasks (data and
+    references as the paper's: imported D4RL data); elsewhere a difference would compare different scales."""
     rows = per_task[per_task["paper_mean"].notna()]
-    return pd.DataFrame({"task": rows["task"], "variant": rows["variant"],
-                         "ours (last)": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["mean"], rows["se"])],
-                         "paper": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["paper_mean"], rows["paper_pm"])],
-                         "ours - paper": [_num(d) for d in rows["diff"]]})
+    order = {task: i for i, task in enumerate(task_order(rows["task"]))}
+    rows = rows.assign(order=rows["task"].map(order)).sort_values(["order", "variant"])
+    table = pd.DataFrame({"task": rows["task"], "variant": rows["variant"],
+                          "ours (last)": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["mean"], rows["se"])],
+                          "paper": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["paper_mean"], rows["paper_pm"])]})
+    if rows["task"].isin(list(same_scale)).any():
+        table["ours - paper"] = [_num(d) if t in same_scale else "—" for t, d in zip(rows["task"], rows["diff"])]
+    return table
+
+
+def same_scale_tasks(done: list[dict]) -> list[str]:
+    """Tasks whose every run used imported D4RL data: the paper's data, so its numbers are on our scale."""
+    sources: dict[str, set] = defaultdict(set)
+    for r in done:
+        sources[r["task"]].add((r.get("data") or {}).get("source"))
+    return [task for task, found in sources.items() if found == {"imported-d4rl"}]
 
 
 # ---------------------------------------------------------------- the report
@@ -484,7 +500,7 @@ def build_sections(d: ReportData) -> list[Section]:
     improvement = ("P(row > column): probability that a run of the row variant scores above a run of the column "
                    "variant on the same task, averaged over tasks, point [95% CI]." if len(d.complete) > 1
                    else "needs at least two complete variants")
-    matched = paper_table(d.per_task)
+    matched = paper_table(d.per_task, same_scale_tasks(d.done))
     paper = ("paper tables not found; comparison skipped" if not d.paper_found
              else "no variant is named like a paper method" if not len(matched)
              else "Our last-evaluation mean ± SE beside the paper's mean ± its reported spread."
@@ -541,7 +557,7 @@ TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#
 CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}th,td{border:1px solid #ccc;"
        "padding:.25em .5em;text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
-       "p{white-space:pre-line}img{max-width:100%}figcaption{color:#555;font-size:.9em}")
+       "code{background:#f4f4f4;padding:0 .2em}img{max-width:100%}figcaption{color:#555;font-size:.9em}")
 
 
 def tex_escape(text) -> str:
@@ -579,13 +595,19 @@ def render_latex(sections: list[Section]) -> str:
     return "\n".join(out)
 
 
+def markdown_html(text: str) -> str:
+    """A section's Markdown (backticks, "- " lists) as HTML; raw HTML in it is escaped, not passed through."""
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark", {"html": False}).render(text)
+
+
 def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -> str:
     """One self-contained page: inline CSS, figures ({caption: PNG bytes}) as base64 data URIs."""
     esc = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"]
     for s in sections:
-        parts.append(f"<h2>{esc(s.title)}</h2>" + (f"<p>{esc(s.text)}</p>" if s.text else ""))
+        parts.append(f"<h2>{esc(s.title)}</h2>" + (markdown_html(s.text) if s.text else ""))
         if s.table is not None:
             parts.append(s.table.to_html(index=False, border=0, escape=True, na_rep="—"))
     if images:
