@@ -260,7 +260,9 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
 def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, out, dry_run, executor, workers,
             address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force, retry_failed,
             generate_missing, tensorboard, no_progress, no_shared_training) -> None:
-    """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones."""
+    """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones.
+
+    Exit status: 0 every run done; 2 a usage error (nothing run); 3 the grid finished but a run failed."""
     from benchmark.config import GridFile, load_grid_file, merge_overrides, parse_seeds, parse_set_options
     from benchmark.executor import LocalExecutor, run_grid
     from benchmark.grid import expand_grid

@@ -8,9 +8,11 @@ Layout under the results root (``--out``, default ``./results``)::
         log.csv          # training scalars and evaluations
         config.json      # the resolved run config (written at start)
         artifacts.npz    # optional: arrays a method exposes through ``artifacts()`` (SRA's augmented states)
+        run.lock         # the per-run OS file lock of the process training it (benchmark/locks.py)
 
 A result file that cannot be parsed is moved aside to ``result.json.corrupt-<n>`` (never deleted) and
-the run counts as not done, so the next ``bench run`` redoes it.
+the run counts as not done, so the next ``bench run`` redoes it; until then reports count it as a missing
+seed (``iter_set_aside``).
 """
 from __future__ import annotations
 
