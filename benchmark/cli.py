@@ -14,6 +14,10 @@ from benchmark.logger import progress_bar
 from envs import BenchError
 
 
+EXIT_USAGE = 2        # a user mistake (one line on stderr); click's own usage errors use 2 too
+EXIT_RUNS_FAILED = 3  # `bench run`: the grid finished, but at least one run failed (see its result.json)
+
+
 class BenchGroup(click.Group):
     """Print user mistakes (BenchError) as one line, never as a traceback."""
 
@@ -22,7 +26,7 @@ class BenchGroup(click.Group):
             return super().invoke(ctx)
         except BenchError as e:
             click.echo(f"error: {e}", err=True)
-            sys.exit(2)
+            sys.exit(EXIT_USAGE)
 
 
 @click.group(cls=BenchGroup)
@@ -175,7 +179,7 @@ def data_train_policies(envs: str, steps: int, seed: int, work_dir: str, policie
 
 @data_group.command("list")
 def data_list() -> None:
-    """Show the bench datasets present locally."""
+    """Show the bench datasets present locally, checking each one's content (damaged ones say why)."""
     from envs.datasets import datasets_root, list_datasets
     rows = list_datasets()
     click.echo(f"datasets root: {datasets_root()}")
@@ -184,6 +188,11 @@ def data_list() -> None:
     for r in rows:
         click.echo(f"{r['id']:<46} {r['status']:<8} {r.get('episodes', '?'):>6} episodes {r.get('steps', '?'):>9} steps "
                    f"[{r.get('source', '?')}, {r.get('scale', '?')}]")
+        if "problem" in r:
+            click.echo(f"  {r['problem']}")
+    if damaged := [r["id"] for r in rows if r["status"] != "ok"]:
+        click.echo(f"{len(damaged)} dataset(s) unusable; rebuild them as the line under each says "
+                   f"(partial: an interrupted generation, rebuild with --force)")
 
 
 def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -> None:
@@ -251,7 +260,9 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
 def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, out, dry_run, executor, workers,
             address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force, retry_failed,
             generate_missing, tensorboard, no_progress, no_shared_training) -> None:
-    """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones."""
+    """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones.
+
+    Exit status: 0 every run done; 2 a usage error (nothing run); 3 the grid finished but a run failed."""
     from benchmark.config import GridFile, load_grid_file, merge_overrides, parse_seeds, parse_set_options
     from benchmark.executor import LocalExecutor, run_grid
     from benchmark.grid import expand_grid
@@ -268,14 +279,15 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, ou
         grid, notes = named_grid(grid_name)
         for note in notes:
             click.echo(note, err=True)
-    method_names = _split(methods) if methods else (grid.methods or ["bc-exp"])
+    method_names = _given("--methods", methods) or grid.methods or ["bc-exp"]
     for name in method_names:
         get_method(name)
-    task_names = resolve_tasks(envs or grid.envs or "maze2d")
+    task_names = resolve_tasks(_given("--envs", envs) or grid.envs or "maze2d")
     seed_list = parse_seeds(seeds if seeds is not None else (grid.seeds if grid.seeds is not None else 4))
     chosen = get_profile(profile or grid.profile or DEFAULT_PROFILE)
     overrides = merge_overrides(grid.overrides, parse_set_options(list(set_items), method_names))
-    specs = expand_grid(method_names, task_names, seed_list, chosen, overrides)
+    specs = expand_grid(method_names, task_names, seed_list, chosen, overrides, note=lambda m: click.echo(m, err=True))
+    method_names, task_names, seed_list = (list(dict.fromkeys(v)) for v in (method_names, task_names, seed_list))
     if executor == "ray" and device.startswith("cuda") and not gpus_per_run:
         raise BenchError(f"--device {device} with --executor ray needs --gpus-per-run (e.g. 0.25: four runs share "
                          "a GPU); Ray hides the GPUs from tasks that ask for none")
@@ -297,14 +309,19 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, ou
         _dry_run(specs, options, runner, force, retry_failed, chosen.name, len(method_names), len(task_names),
                  len(seed_list))
         return
+    check_writable(Path(out), "--out")  # before any data is built or run trained
     ensure_datasets(task_names, chosen.data, generate_missing)
     # trained dynamics models are shared by the grid's runs (methods/model_cache.py); BENCH_MODEL_CACHE= disables
     with _env_default("BENCH_MODEL_CACHE", str(Path(out).resolve() / "model-cache")):
         summary = run_grid(specs, options, force=force, retry_failed=retry_failed, warn=click.echo, executor=runner)
     _print_scores(summary.results, chosen.name)
-    if summary.failed:
-        click.echo(f"{len(summary.failed)} run(s) failed; their errors are in their result.json files")
+    for result in summary.busy:
+        click.echo(f"skipped {result['run_key']}: {result['error']}")
     click.echo(f"results in {out}/; next: bench report --results {out}")
+    if summary.failed:
+        click.echo(f"{len(summary.failed)} run(s) failed; their errors are in their result.json files "
+                   f"(exit code {EXIT_RUNS_FAILED})", err=True)
+        sys.exit(EXIT_RUNS_FAILED)
 
 
 @contextmanager
@@ -377,6 +394,29 @@ def _split(value: str) -> list[str]:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+def _given(flag: str, value: str | None) -> list[str] | None:
+    """The comma-separated names of a flag; None when it was not given. Given but empty is a mistake
+    (``--methods ""`` from an unset shell variable), not a request for the defaults."""
+    if value is None:
+        return None
+    if not (names := _split(value)):
+        listing = "bench tasks" if flag == "--envs" else "bench methods"
+        raise BenchError(f"{flag} is empty; name at least one (see `{listing}`) or leave the flag out for the default")
+    return names
+
+
+def check_writable(path: Path, flag: str) -> None:
+    """Create ``path`` and write a probe file in it, or say in one line why that is impossible."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".bench-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BenchError(f"{flag} {path} is not writable ({e.strerror or type(e).__name__}); "
+                         f"pass a directory you can write to") from None
+
+
 def _print_scores(results: list[dict], profile: str) -> None:
     """Final normalized score per (variant, task): mean +- SE over the seeds of this grid."""
     groups: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -446,7 +486,9 @@ def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods:
     """Tables (Markdown, CSV, LaTeX), rliable statistics and an HTML page with plots."""
     from benchmark.report import BOOTSTRAP_REPS, ReportError, table_markdown, write_report
     dirs = [Path(r) for r in results]
-    variants = [m.strip() for m in methods.split(",") if m.strip()] if methods else None
+    variants = _given("--methods", methods)
+    if not table:
+        check_writable(Path(out), "--out")
     try:
         if table:
             click.echo(table_markdown(table, dirs, profile))
@@ -455,8 +497,25 @@ def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods:
                                progress=lambda message: click.echo(message, err=True), variants=variants)
     except ReportError as e:
         raise BenchError(str(e)) from None
-    click.echo(summary.markdown)
-    click.echo(f"\nwrote {', '.join(str(p) for p in summary.paths)}")
+    for line in report_summary_lines(summary):
+        click.echo(line)
+
+
+def report_summary_lines(summary) -> list[str]:
+    """A few lines for the terminal: what is complete, what is not and why, where the files are."""
+    lines = [f"report ({summary.profile} profile): {len(summary.complete)} complete variant(s)"
+             + (f": {', '.join(summary.complete)}" if summary.complete else "")]
+    lines += [f"  incomplete, left out of the aggregates: {variant} ({why})" for variant, why in summary.incomplete.items()]
+    if summary.failed:
+        lines.append(f"  {len(summary.failed)} failed run(s), listed under 'Failed runs'")
+    if summary.warnings:
+        lines.append(f"  {len(summary.warnings)} warning(s), listed under 'Warnings'")
+    plots = [p for p in summary.paths if p.parent.name == "plots"]
+    tables = [p.name for p in summary.paths if p not in plots and p.suffix != ".html"]
+    lines.append(f"open {summary.out_dir / 'report.html'} (tables, statistics and plots on one page)")
+    lines.append(f"also in {summary.out_dir}/: {', '.join(tables)}"
+                 + (f", plots/ ({len(plots)} files)" if plots else ""))
+    return lines
 
 
 # ------------------------------------------------------------------------------------------------- perf

@@ -34,6 +34,9 @@ def parse_set_options(items: list[str] | tuple[str, ...], methods: list[str]) ->
         if "." in key:
             method, field_name = key.split(".", 1)
             get_method(method)  # validates the method name
+            if method not in methods:
+                raise BenchError(f"--set {key}: {method} is not among the selected methods ({', '.join(methods)}); "
+                                 f"add it to --methods or drop this --set")
             out.setdefault(method, {})[field_name] = value
             continue
         targets = [m for m in methods if key in _field_types(get_method(m).Config)]
@@ -71,6 +74,10 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     args = typing.get_args(annotation)
     if annotation is typing.Any:
         return value
+    if origin is typing.Literal:
+        if value in args:
+            return value
+        raise BenchError(f"{where}={value} is not a valid choice: use one of {', '.join(map(str, args))}")
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None and type(None) in args:
             return None
@@ -85,13 +92,25 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise BenchError(f"{where}: expected a list like [256, 256], got {value!r}")
         inner = args[0] if args else typing.Any
         return tuple(_coerce(v, inner, where) for v in value)
+    if annotation in (int, float) and isinstance(value, str):
+        value = _number(value, annotation, where)
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if annotation is int and isinstance(value, float) and value.is_integer():
+        return int(value)  # 1e3
     if annotation in (int, float, str, bool):
         if isinstance(value, annotation) and not (annotation is int and isinstance(value, bool)):
             return value
         raise BenchError(f"{where}: expected {annotation.__name__}, got {value!r} ({type(value).__name__})")
     return value
+
+
+def _number(raw: str, annotation: type, where: str) -> Any:
+    """A number in any spelling Python accepts (YAML 1.1 reads ``1e-3`` and ``1_000.5`` as strings)."""
+    try:
+        return int(raw) if annotation is int and raw.strip().lstrip("+-").isdigit() else float(raw)
+    except ValueError:
+        raise BenchError(f"{where}: expected {annotation.__name__}, got {raw!r} (str)") from None
 
 
 def resolve_config(method_cls: type, *override_layers: dict[str, Any]):

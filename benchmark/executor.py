@@ -21,6 +21,7 @@ class GridSummary:
     skipped: list[dict] = field(default_factory=list)     # finished earlier
     failed: list[dict] = field(default_factory=list)      # failed in this call
     failed_earlier: list[dict] = field(default_factory=list)
+    busy: list[dict] = field(default_factory=list)        # being trained by another process: skipped
 
     @property
     def results(self) -> list[dict]:
@@ -30,14 +31,12 @@ class GridSummary:
 def plan(specs: list[RunSpec], options: RunOptions, force: bool = False, retry_failed: bool = False, warn=print):
     """Split specs into (todo, finished results); report how many todo runs resume from a checkpoint."""
     todo, finished = [], []
-    for spec in specs:
+    for spec in {spec.run_key: spec for spec in specs}.values():  # a run listed twice runs once
         result = None if force else load_result(options.root, spec.run_key, warn)
         if result is not None and not (retry_failed and result["status"] == "failed"):
             finished.append(result)
             continue
-        if force:  # start over; an old result stays until the new one atomically replaces it
-            (run_dir(options.root, spec.run_key) / CHECKPOINT_FILE).unlink(missing_ok=True)
-        todo.append(spec)
+        todo.append(spec)  # with force the job drops its checkpoint once it holds the run's lock
     return todo, finished
 
 
@@ -117,7 +116,7 @@ class LocalExecutor:
 def plan_jobs(specs: list[RunSpec], options: RunOptions, force: bool = False, retry_failed: bool = False,
               warn=print) -> tuple[list[list[RunSpec]], GridSummary]:
     """What a grid call will do: the jobs to run and the results already there (no side effects but
-    setting corrupt result files aside, and dropping checkpoints when ``force``)."""
+    setting corrupt result files aside)."""
     summary = GridSummary()
     todo, finished = plan(specs, options, force, retry_failed, warn)
     for result in finished:
@@ -130,9 +129,10 @@ def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = No
              retry_failed: bool = False, warn=print, executor: Executor | None = None) -> GridSummary:
     """Run every spec not finished yet with ``executor`` (default: the local pool with ``workers``)."""
     executor = executor or LocalExecutor(workers)
+    options = replace(options, redo_finished=force)
     jobs, summary = plan_jobs(specs, options, force, retry_failed, warn)
     todo = sum(len(job) for job in jobs)
-    resumable = sum((run_dir(options.root, job[0].run_key) / CHECKPOINT_FILE).exists() for job in jobs)
+    resumable = 0 if force else sum((run_dir(options.root, job[0].run_key) / CHECKPOINT_FILE).exists() for job in jobs)
     warn(f"{len(specs)} runs: {len(summary.skipped)} done earlier, {len(summary.failed_earlier)} failed earlier"
          f"{' (--retry-failed reruns them)' if summary.failed_earlier else ''}, {todo} to run"
          f"{f' ({resumable} resume from a checkpoint)' if resumable else ''}")
@@ -145,9 +145,10 @@ def run_grid(specs: list[RunSpec], options: RunOptions, workers: int | None = No
 
     def record(results: list[dict]) -> None:
         for result in results:
-            (summary.done if result["status"] == "done" else summary.failed).append(result)
-            if result["status"] != "done":
-                tqdm.write(f"run {result['run_key']} failed: {result['error']}")
+            status = result["status"]
+            {"done": summary.done, "busy": summary.busy}.get(status, summary.failed).append(result)
+            if status != "done":
+                tqdm.write(f"run {result['run_key']} {'skipped' if status == 'busy' else 'failed'}: {result['error']}")
             grid_bar.update(1)
 
     try:

@@ -7,6 +7,7 @@ from typing import Any
 
 from benchmark.config import Overrides, config_dict, resolve_config, stable_hash
 from benchmark.profiles import Profile
+from benchmark.validation import validate_config
 from envs import BenchError
 from envs.tasks import get_task
 from methods.registry import get_method
@@ -39,10 +40,22 @@ class RunSpec:
         return f"{self.method}[{','.join(f'{k}={v}' for k, v in sorted(self.overrides.items()))}]"
 
 
+def unique(values: list, what: str, note=None) -> list:
+    """``values`` without repeats (first occurrence kept); ``note`` hears which were dropped. A repeated seed
+    would train once and store its evaluations twice under the one run key."""
+    out = list(dict.fromkeys(values))
+    if len(out) < len(values) and note is not None:
+        repeated = [v for v in out if values.count(v) > 1]
+        note(f"note: {what} {', '.join(map(str, repeated))} given more than once; each runs once")
+    return out
+
+
 def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile: Profile,
-                overrides: Overrides | None = None) -> list[RunSpec]:
-    """Validate every name and override up front, then list the runs (method-major order)."""
+                overrides: Overrides | None = None, note=None) -> list[RunSpec]:
+    """Validate every name, override and Config value up front, then list the runs (method-major order);
+    repeated methods, tasks or seeds are dropped (``note`` hears about it)."""
     overrides = overrides or {}
+    methods, tasks, seeds = unique(methods, "method", note), unique(tasks, "task", note), unique(seeds, "seed", note)
     for method in overrides:
         if method not in methods:
             get_method(method)  # unknown names still error; overrides for unselected methods are ignored
@@ -57,7 +70,9 @@ def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile:
         for task in tasks:
             steps = profile.steps_for(method, get_task(task).family)
             owned = {"num_steps": steps} if "num_steps" in _field_names(cls.Config) else {}
-            config = config_dict(resolve_config(cls, profile.method_overrides.get(method, {}), user, owned))
+            resolved = resolve_config(cls, profile.method_overrides.get(method, {}), user, owned)
+            validate_config(resolved, method)
+            config = config_dict(resolved)
             settings = {**profile.settings(), "num_steps": steps}
             for seed in seeds:
                 specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, settings))

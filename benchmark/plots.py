@@ -19,6 +19,8 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from rliable import plot_utils  # noqa: E402
 
+from envs.tasks import task_order  # noqa: E402
+
 PANEL_COLUMNS = 4
 
 
@@ -28,11 +30,12 @@ def variant_colors(variants) -> dict[str, tuple]:
     return dict(zip(names, sns.color_palette("colorblind", n_colors=max(len(names), 1))))
 
 
-def _panels(n: int, width: float = 3.6, height: float = 2.8) -> tuple[Figure, list]:
-    """A grid of ``n`` axes, ``PANEL_COLUMNS`` per row; unused cells are hidden."""
+def _panels(n: int, width: float = 3.6, height: float = 2.8, sharey: bool = False) -> tuple[Figure, list]:
+    """A grid of ``n`` axes, ``PANEL_COLUMNS`` per row; unused cells are hidden. ``sharey``: one y scale for
+    all panels (per-task scores side by side must not each get their own axis range)."""
     cols = min(PANEL_COLUMNS, max(n, 1))
     rows = math.ceil(max(n, 1) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False, sharey=sharey)
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -50,9 +53,9 @@ def _legend_below(fig: Figure, colors: dict[str, tuple]) -> None:
 def score_bars(per_task: pd.DataFrame, mean: str = "mean", err: str = "se",
                title: str = "Normalized score, last evaluation (mean ± SE over seeds)") -> Figure:
     """One panel per task, one bar per variant: ``per_task[mean]`` ± ``per_task[err]`` (NaN SE: no bar)."""
-    tasks = sorted(per_task["task"].unique())
+    tasks = task_order(per_task["task"])
     colors = variant_colors(per_task["variant"])
-    fig, axes = _panels(len(tasks))
+    fig, axes = _panels(len(tasks), sharey=True)
     for ax, task in zip(axes, tasks):
         rows = per_task[per_task["task"] == task].sort_values("variant")
         x = np.arange(len(rows))
@@ -61,6 +64,7 @@ def score_bars(per_task: pd.DataFrame, mean: str = "mean", err: str = "se",
         ax.set_xticks(x, rows["variant"], rotation=45, ha="right", fontsize="small")
         ax.set_title(task, fontsize="medium")
         ax.axhline(0.0, color="0.6", linewidth=0.8)
+        ax.yaxis.set_tick_params(labelleft=True)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -103,9 +107,9 @@ def performance_profiles(taus: np.ndarray, profiles: dict[str, np.ndarray],
 
 def learning_curves(curves: pd.DataFrame) -> Figure:
     """One panel per task, a line per variant: mean evaluation score vs step, band = ± SE."""
-    tasks = sorted(curves["task"].unique())
+    tasks = task_order(curves["task"])
     colors = variant_colors(curves["variant"])
-    fig, axes = _panels(len(tasks))
+    fig, axes = _panels(len(tasks), sharey=True)
     for ax, task in zip(axes, tasks):
         for variant, rows in curves[curves["task"] == task].groupby("variant", sort=True):
             se = rows["se"].fillna(0.0)
@@ -115,6 +119,7 @@ def learning_curves(curves: pd.DataFrame) -> Figure:
         ax.set_title(task, fontsize="medium")
         ax.set_xlabel("step", fontsize="small")
         ax.set_ylabel("normalized score", fontsize="small")
+        ax.yaxis.set_tick_params(labelleft=True)  # shared scale, but every panel readable on its own
     _legend_below(fig, colors)
     return fig
 

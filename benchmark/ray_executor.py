@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Callable
 
 from benchmark.grid import RunSpec
-from benchmark.runner import RunOptions, run_shared, write_crash_results
+from benchmark.locks import RunBusy
+from benchmark.runner import RunOptions, busy_results, run_shared, write_crash_results
 from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, atomic_write_bytes, run_dir
 from envs import BenchError
 
@@ -56,7 +57,10 @@ def _ray_job(job: list[RunSpec], options: RunOptions, results_mode: str) -> dict
             path.parent.mkdir(parents=True, exist_ok=True)
             with open(path, "a") as f:
                 f.write(line)
-        return {"results": run_shared(job, options)}
+        try:
+            return {"results": run_shared(job, options)}
+        except RunBusy as e:
+            return {"results": busy_results(job, str(e))}
     with tempfile.TemporaryDirectory(prefix="bench-ray-") as tmp:
         results = run_shared(job, replace(options, root=Path(tmp)))
         files = {spec.run_key: {p.name: p.read_bytes() for p in run_dir(Path(tmp), spec.run_key).iterdir()

@@ -35,7 +35,8 @@ from rliable import library as rly
 from rliable import metrics
 
 from benchmark import plots
-from benchmark.store import iter_results
+from benchmark.store import iter_results, iter_set_aside
+from envs.tasks import task_order
 
 BOOTSTRAP_REPS = 5000  # measured: 10 variants x 14 tasks x 4 seeds, whole report ~16 s on 2 cores (10000: ~28 s)
 GAMMA = 100.0  # optimality-gap threshold: scores are on the 0-100 scale
@@ -80,8 +81,11 @@ def _dirs(results_dirs: ResultsDirs) -> list[Path]:
 
 
 def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Callable[[str], None] = print,
-                 variants: Sequence[str] | None = None) -> tuple[str, list[dict], list[dict]]:
+                 variants: Sequence[str] | None = None, set_aside: list[dict] | None = None) -> tuple[str, list[dict], list[dict]]:
     """(profile, done results, failed results) of one profile from one or more results directories.
+
+    ``set_aside``, when given, receives the runs of that profile whose result file was set aside as corrupt
+    (now or by an earlier command) and not redone: missing seeds, not absent runs.
 
     ``variants`` keeps only those method variants (e.g. to put bc-exp from another grid beside new methods).
     A run found in two directories is ambiguous and refused. ReportError on user errors.
@@ -110,6 +114,9 @@ def load_results(results_dirs: ResultsDirs, profile: str | None = None, warn: Ca
                           f"profiles present: {', '.join(profiles)}")
     profile = profile or profiles[0]
     chosen = [r for r in results if r["profile"] == profile]
+    if set_aside is not None:
+        set_aside += [r for d in dirs if d.is_dir() for r in iter_set_aside(d)
+                      if r["profile"] == profile and (variants is None or r["variant"] in variants)]
     return profile, [r for r in chosen if r["status"] == "done"], [r for r in chosen if r["status"] != "done"]
 
 
@@ -129,14 +136,21 @@ def scores_frame(done: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SCORE_COLUMNS).sort_values(["variant", "task", "seed"], ignore_index=True)
 
 
-def incomplete_reasons(scores: pd.DataFrame) -> dict[str, str]:
-    """Why each non-rectangular variant cannot enter the statistics (complete variants are absent)."""
+def incomplete_reasons(scores: pd.DataFrame, set_aside: Sequence[dict] = ()) -> dict[str, str]:
+    """Why each non-rectangular variant cannot enter the statistics (complete variants are absent).
+    ``set_aside``: runs whose result was set aside as corrupt; each is a missing seed until it is redone."""
     tasks = sorted(scores["task"].unique())
     reasons = {}
+    lost: dict[str, list[str]] = defaultdict(list)
+    for r in sorted(set_aside, key=lambda r: (r["task"], r["seed"])):
+        lost[r["variant"]].append(f"{r['task']} seed {r['seed']}")
     for variant, rows in scores.groupby("variant", sort=True):
         seeds = {task: sorted(g["seed"]) for task, g in rows.groupby("task", sort=True)}
         counts = [len(s) for s in seeds.values()]
         why = []
+        if variant in lost:
+            why.append(f"result set aside as corrupt, not redone yet (`bench run` with the same arguments redoes "
+                       f"it): {', '.join(lost[variant])}")
         if missing := [t for t in tasks if t not in seeds]:
             why.append("missing " + ", ".join(missing))
         if dup := [t for t, s in seeds.items() if len(s) != len(set(s))]:
@@ -151,10 +165,10 @@ def incomplete_reasons(scores: pd.DataFrame) -> dict[str, str]:
     return reasons
 
 
-def score_matrices(scores: pd.DataFrame, column: str = "last") -> dict[str, np.ndarray]:
+def score_matrices(scores: pd.DataFrame, column: str = "last", set_aside: Sequence[dict] = ()) -> dict[str, np.ndarray]:
     """rliable's ``{variant: array(runs, tasks)}`` for the complete variants; runs by seed, tasks sorted."""
     tasks = sorted(scores["task"].unique())
-    skip = incomplete_reasons(scores)
+    skip = incomplete_reasons(scores, set_aside)
     return {variant: rows.pivot(index="seed", columns="task", values=column).sort_index()[tasks].to_numpy(float)
             for variant, rows in scores.groupby("variant", sort=True) if variant not in skip}
 
@@ -373,6 +387,7 @@ def score_table(per_task: pd.DataFrame, complete: list[str], mean: str = "mean",
     cells = [f"{_num(m)} ± {_num(e)}" + (f" (n={n})" if n < k else "")
              for m, e, n, k in zip(per_task[mean], per_task[err], per_task["n"], most)]
     table = per_task.assign(cell=cells).pivot(index="task", columns="variant", values="cell").fillna("missing")
+    table = table.reindex(task_order(table.index))
     overall = per_task.groupby("variant")[mean].mean()
     table.loc["mean over tasks"] = [_num(overall[v]) if v in complete else "—" for v in table.columns]
     return table.reset_index().rename_axis(columns=None)
@@ -390,12 +405,26 @@ def improvement_table(improvement: pd.DataFrame) -> pd.DataFrame:
     return table.reset_index().rename(columns={"x": "P(row > column)"}).rename_axis(columns=None)
 
 
-def paper_table(per_task: pd.DataFrame) -> pd.DataFrame:
+def paper_table(per_task: pd.DataFrame, same_scale: Sequence[str] = ()) -> pd.DataFrame:
+    """Ours beside the paper's, tasks in registry order. "ours - paper" only for ``same_scale`` tasks (data and
+    references as the paper's: imported D4RL data); elsewhere a difference would compare different scales."""
     rows = per_task[per_task["paper_mean"].notna()]
-    return pd.DataFrame({"task": rows["task"], "variant": rows["variant"],
-                         "ours (last)": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["mean"], rows["se"])],
-                         "paper": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["paper_mean"], rows["paper_pm"])],
-                         "ours - paper": [_num(d) for d in rows["diff"]]})
+    order = {task: i for i, task in enumerate(task_order(rows["task"]))}
+    rows = rows.assign(order=rows["task"].map(order)).sort_values(["order", "variant"])
+    table = pd.DataFrame({"task": rows["task"], "variant": rows["variant"],
+                          "ours (last)": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["mean"], rows["se"])],
+                          "paper": [f"{_num(m)} ± {_num(e)}" for m, e in zip(rows["paper_mean"], rows["paper_pm"])]})
+    if rows["task"].isin(list(same_scale)).any():
+        table["ours - paper"] = [_num(d) if t in same_scale else "—" for t, d in zip(rows["task"], rows["diff"])]
+    return table
+
+
+def same_scale_tasks(done: list[dict]) -> list[str]:
+    """Tasks whose every run used imported D4RL data: the paper's data, so its numbers are on our scale."""
+    sources: dict[str, set] = defaultdict(set)
+    for r in done:
+        sources[r["task"]].add((r.get("data") or {}).get("source"))
+    return [task for task, found in sources.items() if found == {"imported-d4rl"}]
 
 
 # ---------------------------------------------------------------- the report
@@ -471,7 +500,7 @@ def build_sections(d: ReportData) -> list[Section]:
     improvement = ("P(row > column): probability that a run of the row variant scores above a run of the column "
                    "variant on the same task, averaged over tasks, point [95% CI]." if len(d.complete) > 1
                    else "needs at least two complete variants")
-    matched = paper_table(d.per_task)
+    matched = paper_table(d.per_task, same_scale_tasks(d.done))
     paper = ("paper tables not found; comparison skipped" if not d.paper_found
              else "no variant is named like a paper method" if not len(matched)
              else "Our last-evaluation mean ± SE beside the paper's mean ± its reported spread."
@@ -528,7 +557,7 @@ TEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#
 CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
        "table{border-collapse:collapse;margin:.5em 0 1.5em;font-size:.85em}th,td{border:1px solid #ccc;"
        "padding:.25em .5em;text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}"
-       "p{white-space:pre-line}img{max-width:100%}figcaption{color:#555;font-size:.9em}")
+       "code{background:#f4f4f4;padding:0 .2em}img{max-width:100%}figcaption{color:#555;font-size:.9em}")
 
 
 def tex_escape(text) -> str:
@@ -566,13 +595,19 @@ def render_latex(sections: list[Section]) -> str:
     return "\n".join(out)
 
 
+def markdown_html(text: str) -> str:
+    """A section's Markdown (backticks, "- " lists) as HTML; raw HTML in it is escaped, not passed through."""
+    from markdown_it import MarkdownIt
+    return MarkdownIt("commonmark", {"html": False}).render(text)
+
+
 def render_html(title: str, sections: list[Section], images: dict[str, bytes]) -> str:
     """One self-contained page: inline CSS, figures ({caption: PNG bytes}) as base64 data URIs."""
     esc = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
              f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>"]
     for s in sections:
-        parts.append(f"<h2>{esc(s.title)}</h2>" + (f"<p>{esc(s.text)}</p>" if s.text else ""))
+        parts.append(f"<h2>{esc(s.title)}</h2>" + (markdown_html(s.text) if s.text else ""))
         if s.table is not None:
             parts.append(s.table.to_html(index=False, border=0, escape=True, na_rep="—"))
     if images:
@@ -597,14 +632,15 @@ def compute(results_dir: ResultsDirs, profile: str | None = None, reps: int = BO
         warnings.append(message)
         say(message)
 
-    profile, done, failed = load_results(results_dir, profile, warn, variants)
+    set_aside: list[dict] = []
+    profile, done, failed = load_results(results_dir, profile, warn, variants, set_aside)
     if unscored := [r["run_key"] for r in done if not _finite(r.get("final_score"), r.get("best_score"))]:
         warn(f"left out {len(unscored)} done run(s) without finite final/best scores: {', '.join(unscored)}")
         done = [r for r in done if r["run_key"] not in unscored]
     scores = scores_frame(done)
     paper = load_paper(paper_dir)
-    incomplete = incomplete_reasons(scores)
-    matrices = score_matrices(scores, "last")
+    incomplete = incomplete_reasons(scores, set_aside)
+    matrices = score_matrices(scores, "last", set_aside)
     say(f"bootstrapping {len(matrices)} complete variant(s) with {reps} reps")
     curves, skipped = curve_frame(done)
     if skipped:

@@ -24,10 +24,12 @@ import torch
 
 from benchmark.config import resolve_config
 from benchmark.grid import RunSpec
+from benchmark.locks import RunBusy, run_locks
 from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger, progress_bar
 from benchmark.profiles import get_profile
-from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA, atomic_write_bytes,
-                             atomic_write_json, run_dir, set_aside)
+from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA,
+                             CorruptResultError, atomic_write_bytes, atomic_write_json, read_result, run_dir,
+                             set_aside)
 from envs import BenchError
 from envs.datasets import dataset_id, dataset_source, load_flat, reference_returns
 from envs.evaluation import evaluate_tasks, normalized_score
@@ -53,6 +55,7 @@ class RunOptions:
     progress_position: int = 0
     stop_after_step: int | None = None  # test hook: raise SimulatedKill after this many updates
     share_training: bool = True         # train maze2d sparse/dense twins once (executor.share_training)
+    redo_finished: bool = False         # --force: train even if a done result exists (and drop checkpoints)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -156,19 +159,49 @@ def run_one(spec: RunSpec, options: RunOptions, warn=print) -> dict:
 
 def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[dict]:
     """Train once for ``specs`` (one run, or twins differing only in a task of the same ``training_key``)
-    and write one result per spec. The first spec's directory holds the checkpoint and the training log."""
+    and write one result per spec. The first spec's directory holds the checkpoint and the training log
+    (copied to the twins' directories at the end).
+
+    The runs' locks are held throughout (``benchmark/locks.py``): RunBusy if another process trains them now.
+    A run another process finished meanwhile is not trained again (unless ``options.redo_finished``)."""
     spec, twins = specs[0], specs[1:]
-    task, profile, method_cls = get_task(spec.task), get_profile(spec.profile), get_method(spec.method)
+    task = get_task(spec.task)
     tasks = [task, *(get_task(t.task) for t in twins)]
     if any((t.method, t.seed, t.config_hash) != (spec.method, spec.seed, spec.config_hash) for t in twins) or \
-            any(t.training_key != task.training_key for t in tasks):
+            any(t.training_key != task.training_key for t in tasks) or len({s.task for s in specs}) < len(specs):
         raise ValueError(f"runs {[s.run_key for s in specs]} cannot share training")
+    directories = [run_dir(options.root, s.run_key) for s in specs]
+    with run_locks(directories):
+        if options.redo_finished:
+            (directories[0] / CHECKPOINT_FILE).unlink(missing_ok=True)
+        elif (finished := _finished(directories)) is not None:
+            warn(f"{', '.join(s.run_key for s in specs)}: finished by another process meanwhile; not trained again")
+            return finished
+        return _train(specs, tasks, directories, options, warn)
+
+
+def _finished(directories: list[Path]) -> list[dict] | None:
+    """The done results of all ``directories``, or None if any run is not done."""
+    results = []
+    for d in directories:
+        try:
+            result = read_result(d / RESULT_FILE)
+        except CorruptResultError:
+            return None
+        if result["status"] != "done":
+            return None
+        results.append(result)
+    return results
+
+
+def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path], options: RunOptions,
+           warn) -> list[dict]:
+    spec, twins, task, directory = specs[0], specs[1:], tasks[0], directories[0]
+    profile, method_cls = get_profile(spec.profile), get_method(spec.method)
     config = resolve_config(method_cls, spec.config)
     device = resolve_device(options.device)
     if options.threads:
         torch.set_num_threads(options.threads)
-    directories = [run_dir(options.root, s.run_key) for s in specs]
-    directory = directories[0]
     data = load_imitation_data(task, profile.data, profile.expert_episodes)
     bases = []
     for s, t, d in zip(specs, tasks, directories):
@@ -219,6 +252,8 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
                                            "curves": curves, "times": times, "device": device.type})
 
     def failed(message: str) -> list[dict]:
+        logger.close()
+        _copy_log(directories)
         results = [{**base, "status": "failed", "error": message, "failed_step": step, "curve": curves[t.name],
                     "phase_times_s": times, "finished_at": _now()} for base, t in zip(bases, tasks)]
         for d, result in zip(directories, results):
@@ -275,8 +310,12 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
                 save()
                 update_start = time.perf_counter()
         progress.close()
+        if bad := [t.name for t in tasks if not _strictly_increasing(curves[t.name]["step"])]:
+            return failed(f"the learning curve of {', '.join(bad)} has repeated or unordered steps "
+                          f"{curves[bad[0]]['step']}; not stored as done (a bug: please report it)")
     finally:
         logger.close()
+    _copy_log(directories)
 
     artifacts = getattr(method, "artifacts", lambda: {})()
     if artifacts:
@@ -300,6 +339,18 @@ def run_shared(specs: list[RunSpec], options: RunOptions, warn=print) -> list[di
     return results
 
 
+def _strictly_increasing(steps: list[int]) -> bool:
+    return all(a < b for a, b in zip(steps, steps[1:]))
+
+
+def _copy_log(directories: list[Path]) -> None:
+    """Give each twin the shared training's log.csv (its eval/score/<task> rows are the twin's curve)."""
+    source = directories[0] / LOG_FILE
+    if source.exists():
+        for d in directories[1:]:
+            atomic_write_bytes(d / LOG_FILE, source.read_bytes())
+
+
 def run_one_safely(spec: RunSpec, options: RunOptions, warn=print) -> dict:
     """``run_one`` that turns a crash inside method code into a failed result (see ``run_shared_safely``)."""
     return run_shared_safely([spec], options, warn)[0]
@@ -311,10 +362,18 @@ def run_shared_safely(specs: list[RunSpec], options: RunOptions, warn=print) -> 
     User-environment problems (BenchError: missing/corrupt data) write nothing, so a re-run retries."""
     try:
         return run_shared(specs, options, warn)
+    except RunBusy as e:
+        return busy_results(specs, str(e))
     except (BenchError, SimulatedKill, KeyboardInterrupt):
         raise
     except Exception as e:
         return write_crash_results(specs, options.root, f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+def busy_results(specs: list[RunSpec], message: str) -> list[dict]:
+    """Not-written results for runs another process is training (status "busy": neither done nor failed)."""
+    return [{"run_key": spec.run_key, "method": spec.method, "variant": spec.variant, "task": spec.task,
+             "seed": spec.seed, "profile": spec.profile, "status": "busy", "error": message} for spec in specs]
 
 
 def write_crash_results(specs: list[RunSpec], root: Path, message: str, trace: str | None = None,

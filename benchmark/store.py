@@ -8,9 +8,11 @@ Layout under the results root (``--out``, default ``./results``)::
         log.csv          # training scalars and evaluations
         config.json      # the resolved run config (written at start)
         artifacts.npz    # optional: arrays a method exposes through ``artifacts()`` (SRA's augmented states)
+        run.lock         # the per-run OS file lock of the process training it (benchmark/locks.py)
 
 A result file that cannot be parsed is moved aside to ``result.json.corrupt-<n>`` (never deleted) and
-the run counts as not done, so the next ``bench run`` redoes it.
+the run counts as not done, so the next ``bench run`` redoes it; until then reports count it as a missing
+seed (``iter_set_aside``).
 """
 from __future__ import annotations
 
@@ -108,3 +110,23 @@ def iter_results(root: Path, warn=print) -> Iterator[dict]:
         except CorruptResultError as e:
             moved = set_aside(path)
             warn(f"warning: {e}; moved it to {moved}")
+
+
+def iter_set_aside(root: Path) -> Iterator[dict]:
+    """Runs whose result file was set aside as corrupt and that have not been redone yet: their run key,
+    variant, task, seed and profile (from ``config.json``, written when the run started; else from the path,
+    with variant = method and profile None = unknown). Reports count those of their profile as missing seeds."""
+    directories = sorted({p.parent for p in Path(root).glob(f"runs/**/{RESULT_FILE}.corrupt-*")})
+    for directory in directories:
+        if (directory / RESULT_FILE).exists():
+            continue
+        method, task, name = directory.relative_to(Path(root) / "runs").parts[-3:]
+        info = {"run_key": f"{method}/{task}/{name}", "method": method, "variant": method, "task": task,
+                "seed": int(name[4:].split("-")[0]) if name.startswith("seed") else None, "profile": None}
+        try:
+            config = json.loads((directory / CONFIG_FILE).read_text())
+            info.update({k: config[k] for k in ("run_key", "method", "variant", "task", "seed", "profile")})
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        if info["seed"] is not None:
+            yield info

@@ -23,6 +23,7 @@ import numpy as np
 
 from envs import BenchError
 from envs.tasks import TASKS, TaskSpec
+from envs.validate import Arrays, DatasetDamaged, check
 
 ACTION_NOISE_STD = 0.5  # D4RL's maze2d generator: a + N(0, 0.5^2), then clipped
 COMPLETE_KEY = "bench_complete"  # written last: a dataset without it is partial
@@ -217,8 +218,9 @@ def generate_maze_datasets(task: TaskSpec, scale: str, seed: int = 0, force: boo
     _write_dataset(ids["supplementary"], task, supp_eps, reference, {**common, "bench_kind": "supplementary"},
                    "D4RL-style noisy planner (action noise N(0, 0.5)) driving to random goals, continuing.")
     log(f"{task.group}: wrote {ids['expert']} ({len(expert_eps)} episodes) and {ids['supplementary']} "
-        f"({sum(len(e.actions) for e in supp_eps)} steps); reference sparse {reference['sparse']}, "
-        f"dense {reference['dense']}")
+        f"({sum(len(e.actions) for e in supp_eps)} steps); reference returns (random - planner): sparse "
+        f"{reference['sparse']['min']:.1f} - {reference['sparse']['max']:.1f}, dense {reference['dense']['min']:.1f} - "
+        f"{reference['dense']['max']:.1f}")
     return list(ids.values())
 
 
@@ -226,6 +228,10 @@ def _write_dataset(ds_id: str, task: TaskSpec, episodes: list[Episode], referenc
                    description: str, algorithm_name: str = "bench-grid-planner") -> None:
     import gymnasium as gym
     import minari
+    if any(np.asarray(e.observations).ndim != 2 or np.asarray(e.observations).shape[-1] != task.obs_dim
+           for e in episodes):
+        raise DatasetDamaged(f"dataset {ds_id}: observations do not have width {task.obs_dim}; not written")
+    check(flat_arrays(episodes), task, ds_id, "not written (nothing was replaced)")
     path = dataset_path(ds_id)
     if path.exists():
         shutil.rmtree(path)
@@ -313,19 +319,40 @@ def load_flat(ds_id: str, task: TaskSpec, scale: str) -> FlatDataset:
         raise BenchError(f"dataset {ds_id} at {dataset_path(ds_id)} is corrupt ({type(e).__name__}: {e}); "
                          f"rebuild it with `{fix} --force`") from None
     obs = [e.observations for e in episodes]
+    if any(o.ndim != 2 or o.shape[-1] != task.obs_dim for o in obs):
+        raise DatasetDamaged(f"dataset {ds_id} has observations of shape {obs[0].shape}, task {task.name} "
+                             f"expects width {task.obs_dim}; rebuild it with `{fix} --force`")
+    flat = FlatDataset(**vars(flat_arrays(episodes, np.float32)),
+                       rewards=np.concatenate([e.rewards for e in episodes]).astype(np.float32), metadata=metadata)
+    rebuild = f"rebuild it with `{fix} --force`" + (" (or fetch / import it again with --force)"
+                                                    if task.family == "locomotion" else "")
+    check(flat, task, ds_id, rebuild)
+    return flat
+
+
+def flat_arrays(episodes, dtype=None) -> Arrays:
+    """Episodes (Minari's or ours: observations with one row more than actions) as flat transitions."""
+    obs = [np.asarray(e.observations) for e in episodes]
     lengths = np.array([len(e.actions) for e in episodes])
-    if any(o.shape[-1] != task.obs_dim for o in obs):
-        raise BenchError(f"dataset {ds_id} has observations of width {obs[0].shape[-1]}, task {task.name} "
-                         f"expects {task.obs_dim}; rebuild it with `{fix} --force`")
-    return FlatDataset(
-        observations=np.concatenate([o[:-1] for o in obs]).astype(np.float32),
-        actions=np.concatenate([e.actions for e in episodes]).astype(np.float32),
-        next_observations=np.concatenate([o[1:] for o in obs]).astype(np.float32),
-        terminals=np.concatenate([e.terminations for e in episodes]).astype(bool),
-        timeouts=np.concatenate([e.truncations for e in episodes]).astype(bool),
-        episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64),
-        rewards=np.concatenate([e.rewards for e in episodes]).astype(np.float32),
-        metadata=metadata)
+    cast = (lambda a: a.astype(dtype)) if dtype is not None else (lambda a: a)
+    return Arrays(observations=cast(np.concatenate([o[:-1] for o in obs])),
+                  actions=cast(np.concatenate([np.asarray(e.actions) for e in episodes])),
+                  next_observations=cast(np.concatenate([o[1:] for o in obs])),
+                  terminals=np.concatenate([e.terminations for e in episodes]).astype(bool),
+                  timeouts=np.concatenate([e.truncations for e in episodes]).astype(bool),
+                  episode_starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64))
+
+
+def fingerprint(flat: FlatDataset) -> str:
+    """sha256 of a loaded dataset's arrays (values, dtypes and shapes; metadata aside): equal fingerprints,
+    equal data. tests/test_reproducibility.py pins the smoke datasets' fingerprints."""
+    import hashlib
+    digest = hashlib.sha256()
+    for name in ("observations", "actions", "next_observations", "terminals", "timeouts", "episode_starts", "rewards"):
+        array = np.ascontiguousarray(getattr(flat, name))
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def reference_returns(task: TaskSpec, scale: str) -> dict[str, float]:
@@ -339,13 +366,39 @@ def reference_returns(task: TaskSpec, scale: str) -> dict[str, float]:
     return meta["bench_reference"][task.reward_type]
 
 
-def list_datasets() -> list[dict]:
-    """Every bench dataset on disk: id, status, episodes, steps, source."""
+def known_datasets() -> dict[str, tuple[TaskSpec, str]]:
+    """Every dataset id a task can read -> (a task reading it, its scale)."""
+    out = {}
+    for task in TASKS.values():
+        names = {dataset_name(task, kind) for kind in KINDS}
+        for scale in DATA_SCALES:
+            for name in names:
+                out.setdefault(named_dataset_id(task, name, scale), (task, scale))
+    return out
+
+
+def verify_dataset(ds_id: str) -> str | None:
+    """Why the dataset cannot be used (missing, partial, corrupt or damaged content), or None if it is fine."""
+    if ds_id not in (known := known_datasets()):
+        return f"{ds_id} is no dataset of a registered task"
+    task, scale = known[ds_id]
+    try:
+        load_flat(ds_id, task, scale)
+    except BenchError as e:
+        return str(e)
+    return None
+
+
+def list_datasets(verify: bool = True) -> list[dict]:
+    """Every bench dataset on disk: id, status (ok | partial | damaged, with ``problem``), episodes, steps, source.
+    ``verify`` loads each complete dataset and checks its content (envs/validate.py)."""
     root = datasets_root() / "bench"
     rows = []
     for meta_file in sorted(root.glob("*/*/data/metadata.json")):
         ds_id = str(meta_file.parent.parent.relative_to(datasets_root()))
         row = {"id": ds_id, "status": dataset_status(ds_id)}
+        if verify and row["status"] == "ok" and (problem := verify_dataset(ds_id)):
+            row.update(status="damaged", problem=problem)
         with contextlib.suppress(Exception):
             from minari.dataset.minari_storage import MinariStorage
             meta = MinariStorage.read_raw_metadata(meta_file.parent)

@@ -10,6 +10,7 @@ import contextlib
 import io
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -30,7 +31,12 @@ def _register_robotics() -> None:
 def make_maze_env(task: TaskSpec) -> gym.Env:
     """The task's PointMaze env: continuing (the point may park at the goal), goal not re-sampled."""
     _register_robotics()
-    return gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **task.env_kwargs)
+    env = gym.make(task.env_id, max_episode_steps=task.max_episode_steps, **task.env_kwargs)
+    # Gymnasium-Robotics writes the maze's MuJoCo XML to $TMPDIR/ant_maze<time>.xml and never removes it
+    # (~1900 files after one grid); the model is in memory once the env exists, so the file can go
+    if xml := getattr(env.unwrapped, "tmp_xml_file_path", None):
+        Path(xml).unlink(missing_ok=True)
+    return env
 
 
 def maze_rewards(position: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

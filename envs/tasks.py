@@ -139,3 +139,9 @@ def resolve_tasks(names: str | list[str]) -> list[str]:
     if not out:
         raise BenchError("no tasks given; pass --envs with task names or aliases, e.g. --envs maze2d")
     return out
+
+
+def task_order(names) -> list[str]:
+    """``names`` in the registry's order (maze2d umaze -> medium -> large, then locomotion); unknown ones last."""
+    position = {name: i for i, name in enumerate(TASKS)}
+    return sorted(set(names), key=lambda name: (position.get(name, len(position)), name))

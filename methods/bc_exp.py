@@ -6,6 +6,7 @@ states z-scored with D^E u D^S statistics as for every method.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -17,7 +18,7 @@ from methods.sampling import UniformSampler
 
 @dataclass(frozen=True)
 class Config:
-    policy: str = "deterministic"        # deterministic (MSE) | gaussian (tanh-Gaussian NLL)
+    policy: Literal["deterministic", "gaussian"] = "deterministic"        # deterministic (MSE) | gaussian (tanh-Gaussian NLL)
     hidden_dims: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
     batch_size: int = 256

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 from torch import nn
@@ -42,7 +43,7 @@ from methods.sampling import RolloutBuffer, random_rows
 
 @dataclass(frozen=True)
 class Config:
-    uncertainty: str = "aleatoric"       # aleatoric (largest std norm of an elite) | disagreement (between elites)
+    uncertainty: Literal["aleatoric", "disagreement"] = "aleatoric"       # aleatoric (largest std norm of an elite) | disagreement (between elites)
     threshold: float = 0.5               # rows whose normalized uncertainty is below this count as known
     reward_hidden_dims: tuple[int, ...] = (256, 256, 256, 256)
     reward_lr: float = 5e-5

@@ -23,6 +23,7 @@ One 512-row forward pass serves both halves of the batch (the same math as two p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -40,7 +41,7 @@ class Config:
     d_min: float = 0.1                     # discriminator outputs are clipped to [d_min, d_max]
     d_max: float = 0.9
     unlabeled_threshold: float = 0.5       # unlabeled transitions with d below this get BC weight 0
-    unlabeled: str = "supplementary"       # unlabeled set: supplementary (official: D_o excludes D_e) | union
+    unlabeled: Literal["supplementary", "union"] = "supplementary"       # unlabeled set: supplementary (official: D_o excludes D_e) | union
     discriminator_every: int = 1           # update d every this many steps (SRA authors' copy: 100)
     hidden_dims: tuple[int, ...] = (256, 256)  # policy and discriminator MLPs
     lr: float = 1e-4                       # Adam, policy and discriminator

@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -53,7 +54,7 @@ from methods.sampling import RolloutBuffer, UniformSampler, random_rows
 class Config:
     feature_dim: int = 512              # random Fourier features of (s, a)
     bandwidth_quantile: float = 0.2     # kernel bandwidth = this quantile of distances between pairs of ...
-    bandwidth_data: str = "union"       # ... D^E u D^S rows (union) or D^E rows (expert: official)
+    bandwidth_data: Literal["union", "expert"] = "union"       # ... D^E u D^S rows (union) or D^E rows (expert: official)
     bandwidth_pairs: int = 100_000      # pairs drawn to estimate it
     lambda_b: float = 0.1               # weight of the disagreement penalty (1 - lambda_b weighs the MMD cost)
     rollout_batch: int = 5000           # start states per model rollout ...
@@ -63,7 +64,7 @@ class Config:
     buffer_size: int = 100_000          # newest model transitions kept for SAC
     batch_size: int = 256               # model transitions per SAC update
     bc_steps: int = 20_000              # BC warm start updates (NLL of the SAC actor) ...
-    bc_data: str = "union"              # ... on D^E u D^S (union: official, the offline data) or D^E (expert)
+    bc_data: Literal["union", "expert"] = "union"              # ... on D^E u D^S (union: official, the offline data) or D^E (expert)
     bc_batch_size: int = 256            # warm start batches, and expert rows per SAC update for learner.bc_weight
     bc_lr: float = 1e-3
     model: DynamicsConfig = field(default_factory=lambda: GAUSSIAN)

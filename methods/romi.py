@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,7 +36,7 @@ from methods.sampling import MixtureSampler, Source, random_rows
 @dataclass(frozen=True)
 class Config:
     horizon: int | None = None            # reverse steps per imagined trajectory; None: 5 (maze2d, hopper) or 1
-    reverse_policy: str | None = None     # uniform | cvae; None: uniform (maze2d, hopper) or cvae
+    reverse_policy: Literal["uniform", "cvae"] | None = None     # uniform | cvae; None: uniform (maze2d, hopper) or cvae
     model_ratio: float | None = None      # imagined share of the mixture half; None: SPEC's per-task table
     rollout_budget: int = 4_000_000       # imagined transitions, generated once before training (ROMI's buffer)
     expert_batch_size: int = 256          # expert rows per batch (reward 1)

@@ -1,6 +1,7 @@
 """Bad input gives a one-line error naming the problem and the fix; never a traceback."""
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -86,3 +87,121 @@ def test_run_shares_models_through_a_cache_in_the_results_directory(umaze_smoke,
     assert code == 0, output
     assert len(list((tmp_path / "res" / "model-cache").glob("*.pt"))) == 1
     assert "BENCH_MODEL_CACHE" not in os.environ
+
+
+# ------------------------------------------------------------------ issue 15: bad input refused in one line
+@pytest.mark.parametrize("args, fragments", [
+    (["--set", "bc-exp.batch_size=0"], ["bc-exp.batch_size=0 is out of range: must be >= 1"]),
+    (["--set", "bc-exp.lr=-1"], ["bc-exp.lr=-1 is out of range: a learning rate must be >= 0"]),
+    (["--set", "bc-exp.policy=foo"], ["bc-exp.policy=foo is not a valid choice: use one of deterministic, gaussian"]),
+    (["--set", "bc-exp.hidden_dims=[256,0]"], ["bc-exp.hidden_dims=[256, 0] is out of range: must be >= 1"]),
+    (["--methods", "sra", "--set", "sra.model.activation=tanh"], ["sra.model.activation=tanh is not a valid choice"]),
+    (["--methods", "uds", "--set", "uds.learner.gamma=1.5"], ["uds.learner.gamma=1.5 is out of range: must be in [0, 1]"]),
+    (["--methods", "uds", "--set", "bc-exp.lr=1e-3"], ["--set bc-exp.lr: bc-exp is not among the selected methods (uds)"]),
+    (["--methods", ""], ["--methods is empty", "bench methods"]),
+    (["--envs", " "], ["--envs is empty", "bench tasks"]),
+])
+def test_bad_config_values_are_refused_at_grid_expansion(args, fragments, tmp_path, monkeypatch):
+    """Checked before any data is looked for (an empty datasets root: a data error would come first otherwise)."""
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
+    assert_one_line_error(*bench("run", *args, "--profile", "smoke", "--out", str(tmp_path / "res")), *fragments)
+    assert not (tmp_path / "res").exists()
+
+
+def test_every_method_default_config_passes_validation():
+    from benchmark.grid import expand_grid
+    from benchmark.profiles import PROFILES
+    from methods.registry import available
+    for profile in PROFILES.values():
+        expand_grid(list(available()), ["maze2d-umaze-sparse", "hopper-medium"], [0], profile)
+
+
+def test_numbers_parse_in_every_spelling(tmp_path):
+    """YAML 1.1 reads 1e-3 as a string: the README's own `--set bc-exp.lr=1e-3` and grid files must still work."""
+    from benchmark.config import load_grid_file, parse_set_options
+    from benchmark.grid import expand_grid
+    from benchmark.profiles import get_profile
+    for raw, lr in [("1e-3", 1e-3), ("1E-3", 1e-3), (".001", 1e-3), ("3", 3.0), ("+2.5e-4", 2.5e-4)]:
+        overrides = parse_set_options([f"bc-exp.lr={raw}", "bc-exp.batch_size=1e2"], ["bc-exp"])
+        spec = expand_grid(["bc-exp"], ["maze2d-umaze-sparse"], [0], get_profile("smoke"), overrides)[0]
+        assert spec.config["lr"] == lr and spec.config["batch_size"] == 100, raw
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("methods: [bc-exp]\noverrides:\n  bc-exp: {lr: 1e-3, batch_size: 1_000}\n")
+    overrides = load_grid_file(grid).overrides
+    spec = expand_grid(["bc-exp"], ["maze2d-umaze-sparse"], [0], get_profile("smoke"), overrides)[0]
+    assert spec.config["lr"] == 1e-3 and spec.config["batch_size"] == 1000
+    assert_one_line_error(*bench("run", "--set", "bc-exp.batch_size=2.5", "--out", str(tmp_path)),
+                          "bc-exp.batch_size: expected int, got 2.5")
+
+
+def test_duplicate_seeds_and_methods_run_once_with_a_note(umaze_smoke, tmp_path):
+    out = tmp_path / "res"
+    code, output = bench("run", "--methods", "bc-exp,bc-exp", "--envs", "maze2d-umaze-sparse", "--seeds", "0,0",
+                         "--profile", "smoke", "--out", str(out), "--no-progress", "--workers", "1")
+    assert code == 0, output
+    assert "note: method bc-exp given more than once" in output and "note: seed 0 given more than once" in output
+    assert "(n=1)" in output
+    results = list(out.glob("runs/bc-exp/maze2d-umaze-sparse/*/result.json"))
+    assert len(results) == 1
+    steps = json.loads(results[0].read_text())["curve"]["step"]
+    assert steps == sorted(set(steps))
+
+
+def test_unwritable_out_is_one_line_before_any_training(umaze_smoke, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    code, output = bench("run", "--envs", "maze2d-umaze-sparse", "--seeds", "1", "--profile", "smoke",
+                         "--out", str(blocker / "res"), "--no-progress", "--workers", "1")
+    assert_one_line_error(code, output, f"--out {blocker / 'res'} is not writable", "pass a directory you can write to")
+    results = tmp_path / "results"
+    _write_fake_result(results)
+    code, output = bench("report", "--results", str(results), "--out", str(blocker / "report"))
+    assert_one_line_error(code, output, f"--out {blocker / 'report'} is not writable")
+
+
+def _write_fake_result(root):
+    from benchmark.store import atomic_write_json
+    atomic_write_json(root / "runs/bc-exp/maze2d-umaze-sparse/seed0-x/result.json",
+                      {"run_key": "bc-exp/maze2d-umaze-sparse/seed0-x", "method": "bc-exp", "task": "maze2d-umaze-sparse",
+                       "seed": 0, "profile": "smoke", "status": "done", "final_score": 50.0, "best_score": 60.0,
+                       "curve": {"step": [0, 100], "score": [0.0, 50.0], "return": [0.0, 1.0]}})
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_grid_with_failed_runs_exits_non_zero(umaze_smoke, tmp_path, monkeypatch):
+    from benchmark.cli import EXIT_RUNS_FAILED
+    from methods import registry
+    from methods.bc_exp import BCExp
+
+    class Crashing(BCExp):
+        name = "crash-test"
+
+        def update(self, step):
+            raise _Crash("boom")
+
+    monkeypatch.setitem(registry._REGISTRY, "crash-test", Crashing)
+    code, output = bench("run", "--methods", "crash-test,bc-exp", "--envs", "maze2d-umaze-sparse", "--seeds", "1",
+                         "--profile", "smoke", "--out", str(tmp_path / "res"), "--no-progress", "--workers", "1")
+    assert code == EXIT_RUNS_FAILED == 3, output
+    assert "1 run(s) failed" in output and "(exit code 3)" in output
+
+
+def test_report_prints_a_short_summary_and_the_paths(tmp_path):
+    results = tmp_path / "results"
+    _write_fake_result(results)
+    code, output = bench("report", "--results", str(results), "--out", str(tmp_path / "rep"), "--reps", "100")
+    assert code == 0, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) <= 8 and "## " not in output and "|" not in output, output
+    assert "report (smoke profile): 1 complete variant(s): bc-exp" in output
+    assert f"open {tmp_path / 'rep' / 'report.html'}" in output and "report.md" in output
+
+
+def test_data_generation_prints_a_readable_summary(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    code, output = bench("data", "generate", "--envs", "maze2d-umaze", "--profile", "smoke")
+    assert code == 0, output
+    assert "{" not in output and "reference returns (random - planner): sparse" in output, output

@@ -100,3 +100,75 @@ def test_missing_partial_and_corrupt_datasets_give_the_fix(umaze_smoke, tmp_path
     with pytest.raises(BenchError, match="incomplete"):
         load_flat(ds, umaze_smoke, "smoke")
     shutil.rmtree(dataset_path(ds))
+
+
+# ------------------------------------------------------------------ issue 15: damaged datasets are refused
+def _copy_umaze(umaze_smoke, root):
+    """A private copy of the smoke umaze datasets (the session's stay intact) under a new Minari root."""
+    from envs.datasets import datasets_root
+    shutil.copytree(datasets_root() / "bench" / "maze2d-umaze", root / "bench" / "maze2d-umaze")
+
+
+def test_nan_in_a_dataset_is_refused_in_one_line_naming_field_and_row(umaze_smoke, tmp_path, monkeypatch):
+    import h5py
+    from click.testing import CliRunner
+    from benchmark.cli import main
+    from envs.validate import DatasetDamaged
+    _copy_umaze(umaze_smoke, tmp_path / "minari")
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "minari"))
+    ds_id = dataset_id(umaze_smoke, "expert", "smoke")
+    with h5py.File(dataset_path(ds_id) / "data" / "main_data.hdf5", "r+") as f:
+        f["episode_1/observations"][12, 1] = np.nan
+    horizon = umaze_smoke.max_episode_steps
+    with pytest.raises(DatasetDamaged) as error:
+        load_flat(ds_id, umaze_smoke, "smoke")
+    assert str(error.value) == (
+        f"dataset {ds_id} is damaged: observations row {horizon + 12} (episode 1, step 12) holds nan; rebuild it "
+        f"with `bench data generate --envs maze2d-umaze --profile smoke --force`")
+    result = CliRunner().invoke(main, ["run", "--envs", "maze2d-umaze-sparse", "--seeds", "1", "--profile", "smoke",
+                                       "--out", str(tmp_path / "res"), "--no-progress", "--workers", "1"])
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert [line for line in result.output.splitlines() if line.startswith("error:")] == [f"error: {error.value}"]
+    assert not list((tmp_path / "res").glob("runs/*/*/*/result.json"))
+    listing = CliRunner().invoke(main, ["data", "list"]).output
+    assert f"{ds_id:<46} damaged" in listing and "observations row" in listing, listing
+    assert "supplementary-smoke-v0" in listing and "1 dataset(s) unusable" in listing
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: d.actions.__setitem__((7, 0), 1.5), "actions row 7 (episode 0, step 7) leave the action space [-1, 1]"),
+    (lambda d: d.next_observations.__setitem__((9, 2), np.inf), "next_observations row 9 (episode 0, step 9) holds inf"),
+    (lambda d: d.timeouts.__setitem__(slice(None), False), "row 299 (episode 0, step 299) ends an episode without"),
+    (lambda d: d.terminals.__setitem__(5, True), "row 5 (episode 0, step 5) is flagged terminal/timeout inside"),
+])
+def test_dataset_checks_name_the_first_bad_row(umaze_smoke, damage, message):
+    from envs.validate import first_problem
+    flat = load_flat(dataset_id(umaze_smoke, "expert", "smoke"), umaze_smoke, "smoke")
+    assert first_problem(flat, umaze_smoke) is None
+    damage(flat)
+    assert message in first_problem(flat, umaze_smoke)
+
+
+def test_generation_refuses_to_write_invalid_episodes(umaze_smoke, tmp_path, monkeypatch):
+    from envs.datasets import _write_dataset, dataset_status, rollout_episodes
+    from envs.validate import DatasetDamaged
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    episodes = rollout_episodes(umaze_smoke, lambda obs: np.zeros(2, np.float32), 2, seed=0)
+    episodes[1].observations[3, 0] = np.nan
+    reference = {"sparse": {"min": 0.0, "max": 1.0}, "dense": {"min": 0.0, "max": 1.0}}
+    with pytest.raises(DatasetDamaged, match=r"bench/test/x-v0 is damaged: observations row 303 \(episode 1, step 3\)"):
+        _write_dataset("bench/test/x-v0", umaze_smoke, episodes, reference, {}, "test")
+    assert dataset_status("bench/test/x-v0") == "missing"
+
+
+def test_maze_envs_leave_no_temporary_xml_files(tmp_path, monkeypatch):
+    """Gymnasium-Robotics writes ant_maze<time>.xml into the temp dir for every maze env it builds."""
+    import tempfile
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read TMPDIR
+    for name in ("maze2d-umaze-sparse", "maze2d-large-dense"):
+        env = make_maze_env(get_task(name))
+        env.reset(seed=0)
+        env.step(np.zeros(2, np.float32))
+        env.close()
+    assert not list(tmp_path.glob("*.xml"))

@@ -298,3 +298,49 @@ def test_table4_prints_sra_over_uds_per_learner(tmp_path):
     with pytest.raises(ReportError, match="no SRA/UDS pairs"):
         write_run(tmp_path / "other", "bc-exp", T1, 0, 50.0)
         report.table_markdown("paper-table4", tmp_path / "other")
+
+
+def test_runs_set_aside_as_corrupt_stay_missing_seeds_until_redone(tmp_path):
+    """The first report sets a corrupt result aside (and warns); the second must not show n=1 as complete."""
+    root = tmp_path / "results"
+    for seed in range(2):
+        write_run(root, "bc-exp", T1, seed, 40.0 + seed)
+    corrupt = root / "runs" / f"bc-exp/{T1}/seed1-1a2b3c4d" / "result.json"
+    atomic_write_json(corrupt.parent / "config.json", {"run_key": f"bc-exp/{T1}/seed1-1a2b3c4d", "method": "bc-exp",
+                                                        "variant": "bc-exp", "task": T1, "seed": 1, "profile": "quick"})
+    corrupt.write_text('{"truncated": ')
+    for attempt in range(2):
+        messages = []
+        summary = write_report(root, tmp_path / f"report{attempt}", reps=REPS, progress=messages.append)
+        assert any("corrupt result file" in m for m in messages) == (attempt == 0)
+        assert summary.complete == [], attempt
+        assert f"set aside as corrupt" in summary.incomplete["bc-exp"] and f"{T1} seed 1" in summary.incomplete["bc-exp"]
+    write_run(root, "bc-exp", T1, 1, 41.0)  # redone
+    assert write_report(root, tmp_path / "report2", reps=REPS).complete == ["bc-exp"]
+
+
+def test_html_renders_markdown_orders_tasks_and_shares_y_axes(built):
+    """Issue 15 item 14: no literal Markdown in the page; umaze -> medium -> large; one y scale per figure."""
+    page = (built["out"] / "report.html").read_text()
+    assert "<li>" in page and "<code>" in page
+    text = page.split("<body>", 1)[1].split("<h2>Plots</h2>")[0]
+    assert "`" not in text and "\n- " not in text
+    md = built["summary"].markdown
+    headline = md.split("## Last evaluation")[1].split("## Best")[0]
+    assert headline.index(T1) < headline.index(T2)  # maze2d-umaze before maze2d-medium
+    from benchmark import plots
+    for fig in (plots.score_bars(pd.read_csv(built["out"] / "per_task.csv")),):
+        limits = {ax.get_ylim() for ax in fig.axes if ax.get_visible()}
+        assert len(limits) == 1, limits
+
+
+def test_paper_difference_only_on_the_same_scale(tmp_path):
+    root = tmp_path / "results"
+    write_run(root, "bc-exp", T1, 0, 50.0)
+    summary = write_report(root, tmp_path / "out", reps=REPS)
+    assert "ours - paper" not in summary.markdown and "| maze2d-umaze-sparse | bc-exp | 50.0" in summary.markdown
+    run = root / "runs" / f"bc-exp/{T1}/seed0-1a2b3c4d" / "result.json"
+    result = json.loads(run.read_text())
+    result["data"]["source"] = "imported-d4rl"
+    run.write_text(json.dumps(result))
+    assert "ours - paper" in write_report(root, tmp_path / "out2", reps=REPS).markdown

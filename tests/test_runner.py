@@ -148,3 +148,65 @@ def test_parallel_workers_match_a_single_worker(umaze_smoke, tmp_path):
     parallel = run_grid(specs, options(tmp_path / "parallel", threads=1), workers=2, warn=lambda *_: None)
     by_key = {r["run_key"]: r["curve"] for r in serial.done}
     assert {r["run_key"]: r["curve"] for r in parallel.done} == by_key
+
+
+# ------------------------------------------------------------------ issue 15: concurrency and duplicates
+def test_a_run_listed_twice_runs_once_with_a_clean_curve(umaze_smoke, tmp_path):
+    s = spec()
+    summary = run_grid([s, s], options(tmp_path), workers=1, warn=lambda *_: None)
+    assert len(summary.done) == 1
+    steps = summary.done[0]["curve"]["step"]
+    assert steps == sorted(set(steps))
+    with pytest.raises(ValueError, match="cannot share training"):
+        run_shared([s, s], options(tmp_path / "b"))
+
+
+def test_a_run_locked_by_another_process_is_skipped_not_trained_twice(umaze_smoke, tmp_path):
+    """Two `bench run` on one --out: the second one neither trains a run the first holds nor touches its files."""
+    from benchmark.locks import run_lock
+    s = spec()
+    directory = run_dir(tmp_path, s.run_key)
+    messages = []
+    with run_lock(directory):  # "another process" (flock: a second open file conflicts within one process too)
+        summary = run_grid([s], options(tmp_path), workers=1, warn=messages.append)
+    assert [r["status"] for r in summary.busy] == ["busy"] and not summary.done and not summary.failed
+    assert "another process is training it right now" in summary.busy[0]["error"]
+    assert not (directory / RESULT_FILE).exists() and not (directory / CHECKPOINT_FILE).exists()
+    assert not (directory / "log.csv").exists()
+    assert len(run_grid([s], options(tmp_path), workers=1, warn=lambda *_: None).done) == 1  # lock released
+
+
+def test_a_run_finished_by_another_process_meanwhile_is_not_retrained(umaze_smoke, tmp_path):
+    s = spec()
+    first = run_one(s, options(tmp_path))
+    messages = []
+    again = run_shared([s], options(tmp_path), warn=messages.append)  # planned before the other one finished
+    assert again[0]["finished_at"] == first["finished_at"]
+    assert any("finished by another process meanwhile" in m for m in messages)
+
+
+def test_the_lock_of_a_killed_process_is_released(tmp_path):
+    import subprocess
+    import sys
+    from benchmark.locks import RunBusy, run_lock
+    code = ("import sys, time; from benchmark.locks import run_lock\n"
+            f"with run_lock({str(tmp_path)!r}):\n    print('locked', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunBusy, match=f"pid {holder.pid}"):
+            with run_lock(tmp_path):
+                pass
+    finally:
+        holder.kill()  # SIGKILL: no cleanup code runs
+        holder.wait()
+    with run_lock(tmp_path):
+        pass
+
+
+def test_both_twins_get_the_training_log(umaze_smoke, tmp_path):
+    twins = [spec(task="maze2d-umaze-sparse"), spec(task="maze2d-umaze-dense")]
+    summary = run_grid(twins, options(tmp_path), workers=1, warn=lambda *_: None)
+    logs = [(run_dir(tmp_path, r["run_key"]) / "log.csv") for r in summary.done]
+    assert len(logs) == 2 and all(p.exists() for p in logs)
+    assert logs[0].read_text() == logs[1].read_text() and "eval/score/maze2d-umaze-dense" in logs[0].read_text()
