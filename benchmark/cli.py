@@ -206,11 +206,13 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
         if bad:
             missing.setdefault(task.group, (task, bad))
     if not missing:
+        _check_contents(task_names, scale)
         return
     if generate_missing:
         _check_policies([task for task, _ in missing.values()], None)
         for task, _ in missing.values():
             generate_datasets(task, scale, progress_factory=progress_bar, log=click.echo)
+        _check_contents(task_names, scale)
         return
     ids = [i for _, bad in missing.values() for i in bad]
     profile = "" if scale == "quick" else f" --profile {scale}"
@@ -219,6 +221,20 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -
              f"imported (`bench data import FILE.hdf5 ...`)" if robots else "")
     raise BenchError(f"missing or incomplete datasets: {', '.join(ids)}; build them with "
                      f"`bench data generate --envs {','.join(missing)}{profile}` (or pass --generate-missing){other}")
+
+
+def _check_contents(task_names: list[str], scale: str) -> None:
+    """Load (and so validate: envs/validate.py) every dataset the grid reads, once, before any run starts: a
+    damaged one is refused here in one line, not in a worker after the other workers' trainings."""
+    from envs.datasets import KINDS, dataset_id, load_flat
+    from envs.tasks import get_task
+    seen = set()
+    for name in task_names:
+        task = get_task(name)
+        for kind in KINDS:
+            if (ds_id := dataset_id(task, kind, scale)) not in seen:
+                seen.add(ds_id)
+                load_flat(ds_id, task, scale)
 
 
 # -------------------------------------------------------------------------------------------------- run

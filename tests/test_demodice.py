@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from benchmark.grid import expand_grid
@@ -73,6 +74,7 @@ def test_gradient_penalty_reaches_every_layer():
     assert all(g.abs().max() > 1e-6 for g in weight_grads)
 
 
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 def test_demodice_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path, monkeypatch):
     """300 smoke updates are too few for the NLL actor: 600 updates at batch 256 with actor lr 1e-3.
     Measured final scores (seeds 0-4): 55, 87, 83, 23, 45; random: -20."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from benchmark import profiles
@@ -72,6 +73,7 @@ def test_discriminator_ranks_expert_like_above_random_on_a_toy_task():
     assert float(metrics["d/expert"]) > float(metrics["d/unlabeled"])
 
 
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 def test_dwbc_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path, monkeypatch):
     """900 updates at the official code's lr 3e-4 (the SRA authors' 1e-4 needs more than a smoke budget);
     seeds 0/1/2 scored 37/70/81 against random's -20 with 2 evaluation episodes."""

@@ -386,6 +386,7 @@ UDS_STEPS = 1000
 UDS_OVERRIDES = {"expert_batch_size": 128, "supplementary_batch_size": 128}
 
 
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 def test_uds_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path, monkeypatch):
     from benchmark import profiles
     from benchmark.grid import expand_grid

@@ -278,6 +278,7 @@ def test_fetch_offline_fails_fast_and_downloads_nothing(tmp_path, monkeypatch):
 
 
 # -------------------------------------------------------------------------------------------------- runs
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 def test_bc_exp_and_uds_run_on_hopper_medium(hopper_smoke, tmp_path):
     from benchmark.grid import expand_grid
     from benchmark.profiles import get_profile

@@ -210,6 +210,7 @@ def test_romi_imagines_backwards_from_expert_states(umaze_smoke):
     assert np.all(np.abs(imagined.observations[:, :2]) < 3)  # inside umaze's outer walls (+-2.5 plus margin)
 
 
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 def test_romi_resume_after_a_kill_equals_uninterrupted(umaze_smoke, tmp_path):
     """The imagined buffer is regenerated from the checkpointed model on resume, identically."""
     spec = expand_grid(["romi"], ["maze2d-umaze-sparse"], [0], profiles.get_profile("smoke"))[0]
@@ -223,6 +224,7 @@ def test_romi_resume_after_a_kill_equals_uninterrupted(umaze_smoke, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ all three
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 @pytest.mark.parametrize("method,steps", [("romi", 300), ("milo", 900), ("clare", 1200)])
 def test_beats_random_on_umaze_smoke(umaze_random_score, method, steps, umaze_smoke, tmp_path, monkeypatch):
     """Smoke budgets (tiny models), seed 0. Measured (seeds 0/1/2, 2 evaluation episodes, random -20):

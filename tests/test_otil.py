@@ -109,6 +109,7 @@ def test_update_before_relabelling_fails_clearly():
         _build().update(0)
 
 
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 def test_otil_beats_random_on_umaze_smoke(umaze_random_score, umaze_smoke, tmp_path, monkeypatch):
     """Smoke data (3k D^S steps), 600 updates, one evaluation of 10 episodes at the end, 3 seeds.
     Calibration (measured): final scores 2.2 / 21.5 / 26.1 against a random policy at -15.0."""

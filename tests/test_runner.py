@@ -142,6 +142,7 @@ def test_corrupt_result_file_is_set_aside_and_the_run_redone(umaze_smoke, tmp_pa
     assert any("corrupt result file" in m and str(path) in m for m in messages)
 
 
+@pytest.mark.slow  # long (a training to a quality bar, or a process pool): `pytest -m slow`
 def test_parallel_workers_match_a_single_worker(umaze_smoke, tmp_path):
     specs = [spec(seed=0), spec(seed=1)]
     serial = run_grid(specs, options(tmp_path / "serial"), workers=1, warn=lambda *_: None)

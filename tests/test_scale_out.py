@@ -2,6 +2,7 @@
 the grid, driver-written results; named grids; the dry run's plan and cost on a half-finished directory."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
@@ -40,7 +41,9 @@ def ray_cluster():
 def test_ray_matches_local_and_retries_then_fails(umaze_smoke, ray_cluster, tmp_path):
     from benchmark.ray_executor import ATTEMPTS_FILE, RayExecutor
     specs = expand_grid(["bc-exp"], TASKS, [0], SMOKE)  # sparse/dense twins: one Ray task
-    broken = expand_grid(["bc-exp"], TASKS[:1], [1], SMOKE, {"bc-exp": {"lr": -1.0}})  # Adam raises
+    # a run that raises on the worker: lr -1 (Adam raises), set past the grid's validation, which refuses it
+    broken = [dataclasses.replace(s, config={**s.config, "lr": -1.0}, overrides={"lr": -1.0})
+              for s in expand_grid(["bc-exp"], TASKS[:1], [1], SMOKE)]
     local = run_grid(specs, options(tmp_path / "local"), workers=1, warn=lambda *_: None)
     on_ray = run_grid(specs + broken, options(tmp_path / "ray"), executor=RayExecutor(max_retries=1),
                       warn=lambda *_: None)
