@@ -36,9 +36,12 @@ SRA_METHODS = ("sra", "sra-iql", "sra-td3bc", "sra-awac", "sra-sacn")  # sra-noa
 _SRA = {
     "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,
               "model": {"hidden_dims": [64, 64], "max_steps": 50}, "cvae": {"num_steps": 50}},
-    # quick: 2x256 reverse models for at most 3k steps (2x1024 for 20 epochs is hours on a CPU)
+    # quick: 2x256 reverse models for at most 3k steps (2x1024 for 20 epochs is hours on a CPU), with Adam 1e-3:
+    # SGD 1e-4 learns too little in 3k steps (umaze: one-step error on expert states 0.89 x "no change"; Adam
+    # 1e-3: 0.02 x; scripts/model_error.py, docs/results.md)
     "quick": {"warmup_steps": 5_000, "round_every": 2_500, "augmentation_budget": 300_000,
-              "model": {"hidden_dims": [256, 256], "max_steps": 3_000}, "cvae": {"num_steps": 5_000}},
+              "model": {"hidden_dims": [256, 256], "max_steps": 3_000, "optimizer": "adam", "lr": 1e-3},
+              "cvae": {"num_steps": 5_000}},
     "paper": {},  # SPEC §5 defaults
 }
 
