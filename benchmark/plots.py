@@ -164,5 +164,5 @@ def augmentation_rounds(walls: np.ndarray, rounds: list[np.ndarray], expert: np.
         fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0.06 if goals is not None else 0, 1, 1))
+    fig.tight_layout(rect=(0, 0.06 if goals is not None else 0, 1, 0.9 if title else 1))
     return fig
