@@ -16,7 +16,8 @@ accumulated goals are a list (a state selected in several rounds counts several 
 Deviations: round 1 uses the expanded goal set (the official code uses expert goals only there, by a
 bug); the maze2d schedule (warm-up 50k, a round every 20k, 200k steps) is our documented choice, since
 the released maze script cannot run; 5% of the model's pairs are held out to *report* its one-step error
-(``model.validation_ratio``; the official trains on all). Ablations: ``direction="forward"``,
+(``model.validation_ratio``; the official trains on all); the quick profile trains the model with Adam 1e-3
+(the official SGD 1e-4 is no better than "no change" after quick's 3k steps; docs/results.md). Ablations: ``direction="forward"``,
 ``goal_expansion=False``, ``resampling="uniform"``, ``horizon``; ``augment=False`` is ``sra-noaug``, the
 like-for-like control (SRA's learner, batches and data handling, no augmentation rounds).
 """
