@@ -478,9 +478,11 @@ def plot_augmentation(task: str, run_path: str, out: str | None) -> None:
     if result["task"] != task:
         raise BenchError(f"{run_dir} is a run of {result['task']}, not {task}")
     arrays = np.load(run_dir / ARTIFACTS_FILE)
-    rounds = [arrays[k] for k in sorted(arrays.files, key=lambda k: int(k.split("_")[1]))]
+    rounds = [arrays[f"round_{i}"] for i in range(sum(k.startswith("round_") for k in arrays.files))]
+    goals = [arrays[f"goals_{i}"] for i in range(len(rounds)) if f"goals_{i}" in arrays.files]
     walls = MazeGrid.from_env(make_maze_env(spec)).walls
-    fig = augmentation_rounds(walls, rounds, title=f"{result['variant']} on {task}, seed {result['seed']}")
+    fig = augmentation_rounds(walls, rounds, title=f"{result['variant']} on {task}, seed {result['seed']}",
+                              goals=goals or None, coverage=result.get("method_info", {}).get("rounds"))
     target = Path(out) if out else run_dir / "augmentation.png"
     save(fig, target.with_suffix(""))
     click.echo(f"wrote {target.with_suffix('.png')} and .svg ({len(rounds)} rounds from {run_dir})")

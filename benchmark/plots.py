@@ -137,25 +137,37 @@ def save(fig: Figure, stem) -> bytes:
 
 
 def augmentation_rounds(walls: np.ndarray, rounds: list[np.ndarray], expert: np.ndarray | None = None,
-                        title: str = "") -> plt.Figure:
-    """SRA's picture: augmented states of successive rounds over the maze layout (one panel per round)."""
+                        title: str = "", goals: list[np.ndarray] | None = None,
+                        coverage: list[dict] | None = None) -> plt.Figure:
+    """SRA's picture: per round (one panel each), the newest goals and the augmented states over the maze layout,
+    titled with the fraction of free cells each covers (``coverage``: the run's per-round ``aug/coverage_*``)."""
     rows, cols = walls.shape
     count = max(len(rounds), 1)
-    fig, axes = plt.subplots(1, count, figsize=(2.6 * count, 2.6 * rows / cols + 0.4), squeeze=False)
+    fig, axes = plt.subplots(1, count, figsize=(2.6 * count, 2.6 * rows / cols + 0.6), squeeze=False)
     for i, ax in enumerate(axes[0]):
         for r, c in np.argwhere(walls):  # cell (r, c) spans x in [c - cols/2, +1], y in [rows/2 - r - 1, +1]
             ax.add_patch(plt.Rectangle((c - cols / 2, rows / 2 - r - 1), 1, 1, color="0.35"))
         if expert is not None:
             ax.scatter(expert[:, 0], expert[:, 1], s=1, c="black", alpha=0.3, label="expert states")
         if i < len(rounds):
-            ax.scatter(rounds[i][:, 0], rounds[i][:, 1], s=2, c="tab:orange", alpha=0.5, label="augmented")
+            ax.scatter(rounds[i][:, 0], rounds[i][:, 1], s=2, c="tab:orange", alpha=0.4, label="augmented states")
+        if goals is not None and i < len(goals) and len(goals[i]):
+            ax.scatter(goals[i][:, 0], goals[i][:, 1], s=2, c="tab:blue", alpha=0.6, label="new D^S goals")
         ax.set_xlim(-cols / 2, cols / 2)
         ax.set_ylim(-rows / 2, rows / 2)
         ax.set_aspect("equal")
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.set_title(f"round {i + 1}", fontsize=9)
+        label = f"round {i + 1}"
+        if coverage is not None and i < len(coverage) and "aug/coverage_states" in coverage[i]:
+            label += (f"\ncells: goals {coverage[i]['aug/coverage_goals']:.0%}, "
+                      f"aug {coverage[i]['aug/coverage_states']:.0%}")
+        ax.set_title(label, fontsize=8)
+    if goals is not None:
+        handles = [plt.Line2D([], [], ls="", marker="o", color=c, label=l)
+                   for c, l in (("tab:blue", "new D^S goals"), ("tab:orange", "augmented states"))]
+        fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8, frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06 if goals is not None else 0, 1, 0.9 if title else 1))
     return fig

@@ -31,14 +31,17 @@ class Profile:
 
 # SAC-N's 25 critics cost ~0.3 s per update on one CPU core; smoke shrinks them to keep runs seconds-long.
 _SMOKE_SACN = {"learner": {"num_critics": 5, "hidden_dims": [64, 64, 64]}}
-SRA_METHODS = ("sra", "sra-iql", "sra-td3bc", "sra-awac", "sra-sacn")
+SRA_METHODS = ("sra", "sra-iql", "sra-td3bc", "sra-awac", "sra-sacn")  # sra-noaug: no phases, SRA's run length
 # SRA's phases per profile: schedule (warm-up, round spacing), augmentation budget, model training budget.
 _SRA = {
     "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,
               "model": {"hidden_dims": [64, 64], "max_steps": 50}, "cvae": {"num_steps": 50}},
-    # quick: 2x256 reverse models for at most 3k steps (2x1024 for 20 epochs is hours on a CPU)
+    # quick: 2x256 reverse models for at most 3k steps (2x1024 for 20 epochs is hours on a CPU), with Adam 1e-3:
+    # SGD 1e-4 learns too little in 3k steps (umaze: one-step error on expert states 0.89 x "no change"; Adam
+    # 1e-3: 0.02 x; scripts/model_error.py, docs/results.md)
     "quick": {"warmup_steps": 5_000, "round_every": 2_500, "augmentation_budget": 300_000,
-              "model": {"hidden_dims": [256, 256], "max_steps": 3_000}, "cvae": {"num_steps": 5_000}},
+              "model": {"hidden_dims": [256, 256], "max_steps": 3_000, "optimizer": "adam", "lr": 1e-3},
+              "cvae": {"num_steps": 5_000}},
     "paper": {},  # SPEC §5 defaults
 }
 
@@ -83,7 +86,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             method_overrides={**_sra("quick"), **_MODEL_BASED["quick"]}),
     Profile("paper", "the paper's budgets: 1M learner steps, 30 evaluation episodes every 5k steps",
             data="paper", num_steps=1_000_000, eval_every=5_000, eval_episodes=30, log_every=1_000,
-            method_steps={m: {"maze2d": 200_000, "locomotion": 500_000} for m in SRA_METHODS}),
+            method_steps={m: {"maze2d": 200_000, "locomotion": 500_000} for m in (*SRA_METHODS, "sra-noaug")}),
 ]}
 DEFAULT_PROFILE = "quick"
 

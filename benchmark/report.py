@@ -485,6 +485,38 @@ LOCOMOTION_NOTE = ("Locomotion paper numbers come from D4RL's -v2 datasets; only
                    "policies (generated here, or Minari's v5 datasets).")
 
 
+def model_error_table(done: list[dict]) -> pd.DataFrame:
+    """Per variant and task, the reverse/forward model's one-step holdout error beside predicting "no change"
+    (z-scored state units; mean over seeds), from the runs' ``method_info`` (SRA, ROMI)."""
+    rows = [(variant_of(r), r["task"], m["model/one_step_mse"], m["model/no_change_mse"]) for r in done
+            if "model/one_step_mse" in (m := (r.get("method_info") or {}).get("model") or {})]
+    frame = pd.DataFrame(rows, columns=["variant", "task", "model_mse", "no_change_mse"])
+    if not len(frame):
+        return frame
+    frame = frame.groupby(["variant", "task"], as_index=False).mean()
+    frame["ratio"] = frame["model_mse"] / frame["no_change_mse"]
+    frame["model_mse"], frame["no_change_mse"] = (frame[k].map(lambda x: f"{x:.3g}") for k in ("model_mse",
+                                                                                                "no_change_mse"))
+    frame["ratio"] = frame["ratio"].map(lambda x: f"{x:.2f}")
+    return frame
+
+
+def coverage_table(done: list[dict]) -> pd.DataFrame:
+    """Per variant and task, SRA's per-round share of the maze's free cells covered by the round's augmented
+    states (and, after the slash, by its newest D^S goals), mean over seeds."""
+    rows = [(variant_of(r), r["task"], i + 1, x["aug/coverage_states"], x["aug/coverage_goals"])
+            for r in done for i, x in enumerate((r.get("method_info") or {}).get("rounds") or [])
+            if "aug/coverage_states" in x]
+    frame = pd.DataFrame(rows, columns=["variant", "task", "round", "states", "goals"])
+    if not len(frame):
+        return frame
+    frame = frame.groupby(["variant", "task", "round"], as_index=False).mean()
+    frame["cell"] = [f"{a:.0%} / {g:.0%}" for a, g in zip(frame["states"], frame["goals"])]
+    wide = frame.pivot(index=["variant", "task"], columns="round", values="cell").reset_index()
+    wide.columns = [c if isinstance(c, str) else f"round {c}" for c in wide.columns]
+    return wide.fillna("—")
+
+
 def build_sections(d: ReportData) -> list[Section]:
     """The report's sections, in order; an empty section says why it is empty."""
     variants = sorted(d.per_task["variant"].unique())
@@ -509,6 +541,7 @@ def build_sections(d: ReportData) -> list[Section]:
     failed = pd.DataFrame([(r["run_key"], "—" if r.get("failed_step") is None else r["failed_step"],
                             r.get("error") or "—") for r in d.failed],
                           columns=["run_key", "failed_step", "error"])
+    errors, coverage = model_error_table(d.done), coverage_table(d.done)
     sections = [
         Section("Setup", setup),
         Section("Last evaluation (headline)", "Final evaluation of each run. (n=k): fewer seeds than on the "
@@ -523,6 +556,12 @@ def build_sections(d: ReportData) -> list[Section]:
         Section("Paper comparison", paper, matched if len(matched) else None),
         Section("SRA vs UDS per learner (Table 4 style)", "Per task, W/T/L of SRA over UDS; a tie when the "
                 "mean ± SE intervals (paper: mean ± its spread) overlap.", d.wtl) if len(d.wtl) else None,
+        Section("Model one-step error", "Mean squared one-step error on the model's held-out pairs (z-scored "
+                "units; mean over seeds) beside predicting \"no change\"; ratio < 1: the model beats no change.",
+                errors) if len(errors) else None,
+        Section("Augmentation coverage per round", "Share of the maze's free cells holding the round's augmented "
+                "states / its newest D^S goals (mean over seeds).",
+                coverage) if len(coverage) else None,
         Section("Incomplete variants", "Not rectangular (every task, the same seeds on every task), so left out "
                 "of the aggregate statistics:" if d.incomplete else "none",
                 pd.DataFrame(list(d.incomplete.items()), columns=["variant", "reason"]) if d.incomplete else None),

@@ -324,6 +324,7 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         for d in directories:
             atomic_write_bytes(d / ARTIFACTS_FILE, buffer.getvalue())
     method_phases = {f"method/{k}": v for k, v in getattr(method, "phase_times", {}).items()}
+    method_info = getattr(method, "result_info", dict)()  # e.g. SRA's model errors and per-round coverage
     results = []
     for base, t, d in zip(bases, tasks, directories):
         curve = curves[t.name]
@@ -333,6 +334,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
                   "best_step": curve["step"][best], "wall_time_s": sum(times.values()),
                   "phase_times_s": {**times, **method_phases},
                   "steps_per_s": num_steps / max(times["update"], 1e-9), "finished_at": _now()}
+        if method_info:
+            result["method_info"] = method_info
         atomic_write_json(d / RESULT_FILE, result)
         results.append(result)
     checkpoint_path.unlink(missing_ok=True)

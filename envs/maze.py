@@ -39,6 +39,15 @@ def make_maze_env(task: TaskSpec) -> gym.Env:
     return env
 
 
+def maze_grid(task: TaskSpec) -> MazeGrid:
+    """The task's maze layout (built from its env, then closed)."""
+    env = make_maze_env(task)
+    try:
+        return MazeGrid.from_env(env)
+    finally:
+        env.close()
+
+
 def maze_rewards(position: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sparse, dense) rewards exactly as Gymnasium-Robotics computes them."""
     distance = np.linalg.norm(np.asarray(position) - goal, axis=-1)
@@ -67,6 +76,17 @@ class MazeGrid:
         row = int(np.clip(np.floor(rows / 2 - xy[1]), 0, rows - 1))
         col = int(np.clip(np.floor(xy[0] + cols / 2), 0, cols - 1))
         return row, col
+
+    def coverage(self, xy: np.ndarray) -> float:
+        """The fraction of free cells holding at least one of the points ``xy`` (N, 2); points in walls or
+        outside the maze count for nothing."""
+        rows, cols = self.walls.shape
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        r, c = np.floor(rows / 2 - xy[:, 1]).astype(np.int64), np.floor(xy[:, 0] + cols / 2).astype(np.int64)
+        inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
+        hit = np.zeros_like(self.walls)
+        hit[r[inside], c[inside]] = True
+        return float((hit & ~self.walls).sum() / max((~self.walls).sum(), 1))
 
     def distances_to(self, goal_cell) -> np.ndarray:
         """Value iteration with unit step costs (4-connected): steps from every cell to the goal."""

@@ -3,8 +3,13 @@ model rollouts batched over states and members.
 
 One block serves SRA (reverse, 7 deterministic 2x1024 members, SGD, no holdout), ROMI (reverse Gaussian,
 7 members / 5 elites, holdout early stopping) and MILO/CLARE (forward Gaussian with elites: ``GAUSSIAN``).
-Inputs are (normalized s_in, raw a); the target is the raw state change s_out - s_in, where
-forward: s_in = s, s_out = s'  and  reverse: s_in = s', s_out = s.
+Inputs are (normalized s_in, raw a); the target is the state change s_out - s_in, where
+forward: s_in = s, s_out = s'  and  reverse: s_in = s', s_out = s. With ``normalize_targets`` (SRA's official
+code z-scores its buffers before building the model) the target is norm(s_out) - norm(s_in) = (s_out - s_in) / std
+and ``step``/``predict`` scale the prediction back to raw units; otherwise (MOPO/ROMI) it is the raw change.
+Without a holdout (SRA), each epoch is one permutation of the training pairs per member and every member keeps
+the weights of its epoch with the lowest mean training loss (SRA's official ``train_model``); gradients are
+clipped per member (the official members are separate networks with separate clips).
 ``fit_cached`` trains from an initialization seeded by the run seed (never the global RNG), so a trained
 model is a function of (data, seed, config, direction) and can be shared through ``methods.model_cache``.
 """
@@ -42,6 +47,9 @@ class DynamicsConfig:
     max_steps: int = 0               # ... capped at this many gradient steps (0: no cap; profiles set it)
     holdout_ratio: float = 0.0       # held-out share for early stopping and elite selection (0: none)
     patience: int = 5                # epochs without holdout improvement before stopping
+    normalize_targets: bool = True   # predict the change in z-scored units (SRA's); False: raw change (MOPO's)
+    validation_ratio: float = 0.05   # without a holdout: held out only to report the one-step error (not used
+                                     # for stopping or elites; 0: report on the training pairs)
 
 
 # MOPO's ensemble as ROMI uses it (reverse) and MILO/CLARE share it here (forward): 7 Gaussian members, 5 elites,
@@ -49,14 +57,28 @@ class DynamicsConfig:
 GAUSSIAN = DynamicsConfig(num_members=7, num_elites=5, hidden_dims=(200, 200, 200, 200), activation="swish",
                           gaussian=True, optimizer="adam", lr=1e-3,
                           weight_decay=(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4), grad_clip=0.0, epochs=1000,
-                          holdout_ratio=0.2, patience=5)
+                          holdout_ratio=0.2, patience=5, normalize_targets=False)
 
 
 def model_loss(mean: torch.Tensor, log_var: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
-    """Per-member loss summed over members: MSE, or Gaussian NLL (up to a constant) when log_var is given."""
+    """Per-member losses, shape (N,): MSE, or Gaussian NLL (up to a constant) when log_var is given."""
     if log_var is None:
-        return (mean - target).pow(2).mean(dim=(1, 2)).sum()
-    return (((mean - target).pow(2) * torch.exp(-log_var)) + log_var).mean(dim=(1, 2)).sum()
+        return (mean - target).pow(2).mean(dim=(1, 2))
+    return (((mean - target).pow(2) * torch.exp(-log_var)) + log_var).mean(dim=(1, 2))
+
+
+def clip_grad_norm_per_member(params: list[torch.Tensor], num_members: int, max_norm: float) -> None:
+    """Scale each member's gradients to norm <= max_norm; parameters whose first axis is not the member axis
+    (the Gaussian log-variance bounds) are clipped on their own."""
+    ens = [p for p in params if p.grad is not None and p.dim() >= 2 and p.shape[0] == num_members]
+    if ens:
+        norms = torch.stack([p.grad.pow(2).flatten(1).sum(1) for p in ens]).sum(0).sqrt()
+        scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+        for p in ens:
+            p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
+    rest = [p for p in params if p.grad is not None and not any(p is q for q in ens)]
+    if rest:
+        nn.utils.clip_grad_norm_(rest, max_norm)
 
 
 class DynamicsEnsemble(nn.Module):
@@ -86,7 +108,14 @@ class DynamicsEnsemble(nn.Module):
     def _pairs(self, data: Transitions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         s_in, s_out = ((data.observations, data.next_observations) if self.direction == "forward"
                        else (data.next_observations, data.observations))
-        return s_in, data.actions, (s_out - s_in).astype(np.float32)
+        return s_in, data.actions, ((s_out - s_in) / self._target_scale_np()).astype(np.float32)
+
+    def _target_scale_np(self) -> np.ndarray:
+        return self.normalizer.std if self.config.normalize_targets else np.ones_like(self.normalizer.std)
+
+    def target_scale(self, device: torch.device) -> torch.Tensor:
+        """Multiplies a predicted change into raw units (the normalizer's std, or 1 for raw targets)."""
+        return self.normalizer._on(device)[1] if self.config.normalize_targets else torch.ones((), device=device)
 
     @torch.no_grad()
     def reset_parameters(self, seed: int) -> None:
@@ -129,42 +158,67 @@ class DynamicsEnsemble(nn.Module):
             return torch.optim.SGD(groups, lr=c.lr, momentum=0.9, nesterov=True)
         return torch.optim.Adam(groups, lr=c.lr)
 
+    def _split(self, num_pairs: int) -> tuple[int, int]:
+        """(held-out pairs for early stopping/elites, held-out pairs only for reporting the one-step error)."""
+        c = self.config
+        n_hold = int(num_pairs * c.holdout_ratio)
+        return n_hold, 0 if n_hold else int(num_pairs * c.validation_ratio)
+
     def planned_steps(self, num_pairs: int) -> tuple[int, int]:
         """(gradient steps per epoch, steps of a full ``fit``) on ``num_pairs`` transitions; early stopping on
         the holdout may end a fit sooner."""
         c = self.config
-        per_epoch = max(1, (num_pairs - int(num_pairs * c.holdout_ratio)) // c.batch_size)
+        per_epoch = max(1, (num_pairs - sum(self._split(num_pairs))) // c.batch_size)
         return per_epoch, per_epoch * c.epochs if not c.max_steps else min(c.max_steps, per_epoch * c.epochs)
 
     def fit(self, data: Transitions, seed: int, progress: Callable = lambda x, **_: x) -> dict[str, float]:
-        """Train every member on ``data`` (each on its own shuffles); pick elites on the holdout if any."""
+        """Train every member on ``data``, each on its own permutation per epoch. With a holdout: early stopping
+        and elites on it. Without: each member keeps its best epoch by mean training loss (SRA's official)."""
         c, device = self.config, self.max_log_var.device
         gen = torch.Generator(device="cpu").manual_seed(seed)
         s_in, act, target = (torch.as_tensor(x, device=device) for x in self._pairs(data))
         order = torch.randperm(len(act), generator=gen).to(device)
-        n_hold = int(len(act) * c.holdout_ratio)
-        hold, train = order[:n_hold], order[n_hold:]
+        n_hold, n_val = self._split(len(act))
+        hold, val, train = order[:n_hold], order[n_hold:n_hold + n_val], order[n_hold + n_val:]
         params = [p for p in self.parameters() if p.requires_grad]
+        members = [p for p in params if p.dim() >= 2 and p.shape[0] == c.num_members]
         optimizer = self._optimizer()
         steps_per_epoch, total = self.planned_steps(len(act))
-        best, stale, loss, step = np.full(c.num_members, np.inf), 0, torch.zeros(()), -1
+        best, stale, loss, step = np.full(c.num_members, np.inf), 0, torch.zeros(c.num_members), -1
         errors, errors_step = None, None
+        keep_best = not n_hold
+        epoch_loss, best_loss = torch.zeros(c.num_members, device=device), torch.full((c.num_members,), np.inf)
+        best_params = [p.detach().clone() for p in members] if keep_best else []
+
+        def end_epoch(batches: int) -> None:  # each member keeps its weights if this epoch's mean loss is its best
+            mean = (epoch_loss / batches).cpu()
+            better = mean < best_loss
+            best_loss[better] = mean[better]
+            with torch.no_grad():
+                for saved, p in zip(best_params, members):
+                    saved[better.to(device)] = p[better.to(device)]
+            epoch_loss.zero_()
+
         for step in progress(range(total), desc=f"{self.direction} model", total=total):
-            # each member draws its own minibatch: (N, B) indices, drawn INDEX_BLOCK steps at a time (the same
-            # numbers as a draw per step) so a GPU does not wait on a host copy every step
-            if step % INDEX_BLOCK == 0:
-                block = torch.randint(len(train), (min(INDEX_BLOCK, total - step), c.num_members, c.batch_size),
-                                      generator=gen).to(device)
-            idx = train[block[step % INDEX_BLOCK]]
+            i = step % steps_per_epoch
+            if i == 0:  # a fresh permutation per member: (N, epoch_pairs)
+                perm = torch.stack([torch.randperm(len(train), generator=gen) for _ in range(c.num_members)])
+                perm = train[perm[:, :steps_per_epoch * c.batch_size].to(device)]
+            idx = perm[:, i * c.batch_size:(i + 1) * c.batch_size]
             mean, log_var = self(s_in[idx], act[idx])
             loss = model_loss(mean, log_var, target[idx])
+            total_loss = loss.sum()
             if c.gaussian:  # keep the learned log-variance bounds tight (PETS/MOPO)
-                loss = loss + 0.01 * (self.max_log_var.sum() - self.min_log_var.sum())
+                total_loss = total_loss + 0.01 * (self.max_log_var.sum() - self.min_log_var.sum())
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total_loss.backward()
             if c.grad_clip:
-                nn.utils.clip_grad_norm_(params, c.grad_clip)
+                clip_grad_norm_per_member(params, c.num_members, c.grad_clip)
             optimizer.step()
+            if keep_best:
+                epoch_loss += loss.detach()
+                if i + 1 == steps_per_epoch or step + 1 == total:
+                    end_epoch(i + 1)
             if n_hold and (step + 1) % steps_per_epoch == 0:
                 errors, errors_step = self.holdout_errors(s_in[hold], act[hold], target[hold]), step
                 improved = errors < best * (1 - 1e-4)  # relative improvement (errors are >= 0)
@@ -172,13 +226,35 @@ class DynamicsEnsemble(nn.Module):
                 stale = 0 if improved.any() else stale + 1
                 if stale >= c.patience:
                     break
-        if not n_hold:
-            return {"model/train_loss": float(loss.detach()) / c.num_members, "model/holdout_mse": float("nan")}
-        if errors_step != step:  # the final weights pick the elites (already scored if the fit ended an epoch)
-            errors = self.holdout_errors(s_in[hold], act[hold], target[hold])
-        self.elites.copy_(torch.as_tensor(np.argsort(errors, kind="stable")[: len(self.elites)], device=device))
-        return {"model/train_loss": float(loss.detach()) / c.num_members,
-                "model/holdout_mse": float(np.mean(errors[self.elites.cpu().numpy()])), "model/steps": float(step + 1)}
+        info = {"model/train_loss": float(loss.detach().mean()), "model/steps": float(step + 1)}
+        if keep_best and best_params:
+            with torch.no_grad():
+                for saved, p in zip(best_params, members):
+                    p.copy_(saved)
+            info["model/train_loss"] = float(best_loss.mean())
+        if n_hold:
+            if errors_step != step:  # the final weights pick the elites (already scored if the fit ended an epoch)
+                errors = self.holdout_errors(s_in[hold], act[hold], target[hold])
+            self.elites.copy_(torch.as_tensor(np.argsort(errors, kind="stable")[: len(self.elites)], device=device))
+            info["model/holdout_mse"] = float(np.mean(errors[self.elites.cpu().numpy()]))
+        check = hold if n_hold else (val if n_val else train)
+        info.update(self.one_step_errors(s_in[check], act[check], target[check]))
+        return info
+
+    @torch.no_grad()
+    def one_step_errors(self, s_in: torch.Tensor, act: torch.Tensor, target: torch.Tensor,
+                        chunk: int = 65536) -> dict[str, float]:
+        """Mean squared one-step error of the prediction used in rollouts (the elites' mean), in z-scored state
+        units, beside the error of predicting "no change" (the reverse model must beat it to be of any use)."""
+        scale = self.target_scale(s_in.device) / self.normalizer._on(s_in.device)[1]  # target units -> z-scored
+        sq, base = 0.0, 0.0
+        for start in range(0, len(act), chunk):
+            mean, _ = self(s_in[start:start + chunk], act[start:start + chunk])
+            t = target[start:start + chunk] * scale
+            sq += float(((mean[self.elites].mean(0) * scale - t).pow(2)).mean(-1).sum())
+            base += float(t.pow(2).mean(-1).sum())
+        n = max(len(act), 1)
+        return {"model/one_step_mse": sq / n, "model/no_change_mse": base / n}
 
     @torch.no_grad()
     def holdout_errors(self, s_in, act, target, chunk: int = 65536) -> np.ndarray:
@@ -212,15 +288,16 @@ class DynamicsEnsemble(nn.Module):
             info["disagreement"] = (mean[:, None] - mean[None]).norm(dim=-1).amax(dim=(0, 1))
             info["aleatoric"] = (torch.exp(0.5 * log_var[self.elites]).norm(dim=-1).amax(0) if log_var is not None
                                  else torch.zeros(len(act), device=act.device))
+        scale = self.target_scale(obs_in.device)
         if not sample:
-            return obs_in + mean.mean(0), info
+            return obs_in + mean.mean(0) * scale, info
         rows = torch.arange(len(act), device=act.device)
         pick = torch.randint(len(self.elites), (len(act),), generator=generator, device=act.device)
         delta = mean[pick, rows]
         if log_var is not None:
             std = torch.exp(0.5 * log_var[self.elites][pick, rows])
             delta = delta + std * torch.randn(delta.shape, generator=generator, device=act.device)
-        return obs_in + delta, info
+        return obs_in + delta * scale, info
 
     @torch.no_grad()
     def uncertainty(self, obs: np.ndarray, act: np.ndarray, kind: str, chunk: int = 16384) -> torch.Tensor:

@@ -14,8 +14,8 @@ from envs import BenchError
 from methods.base import Method
 
 ENTRY_POINT_GROUP = "bench.methods"
-BUILTIN_MODULES = ["methods.bc_exp", "methods.uds", "methods.sra", "methods.demodice", "methods.dwbc", "methods.otil",
-                   "methods.romi", "methods.milo", "methods.clare"]
+BUILTIN_MODULES = ["methods.bc_exp", "methods.uds", "methods.sra", "methods.sra_variants", "methods.demodice",
+                   "methods.dwbc", "methods.otil", "methods.romi", "methods.milo", "methods.clare"]
 
 _REGISTRY: dict[str, type[Method]] = {}
 _loaded = False

@@ -121,6 +121,10 @@ class ROMI(Method):
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
 
+    def result_info(self) -> dict:
+        """Stored in result.json: the model's one-step holdout error beside predicting "no change"."""
+        return {"model": dict(self.model_info)}
+
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),
                 "model": self.model.state_dict(), "cvae": None if self.cvae is None else self.cvae.state_dict(),

@@ -249,6 +249,39 @@ def locomotion(name: str) -> TaskSpec:
     return toy_task(obs_dim=11, act_dim=3, name=name, family="locomotion")
 
 
+def test_iql_twin_q_loss_is_the_mean_of_the_two_critics():
+    """CORL's and SRA's official IQL average the two critics' MSEs; a sum would halve the weight decay's weight."""
+    from methods.learners.iql import critic_loss
+    from methods.nets import EnsembleCritic
+    torch.manual_seed(0)
+    critic = EnsembleCritic(3, 2, 2, (16,))
+    obs, act, reward, done, next_v = torch.randn(8, 3), torch.rand(8, 2), torch.randn(8), torch.zeros(8), torch.randn(8)
+    target = reward + 0.9 * next_v
+    q1, q2 = critic(obs, act)
+    expected = (torch.nn.functional.mse_loss(q1, target) + torch.nn.functional.mse_loss(q2, target)) / 2
+    torch.testing.assert_close(critic_loss(critic, obs, act, reward, done, next_v, 0.9), expected)
+
+
+def test_iql_actor_cosine_schedule_keeps_decaying_after_the_lr_drop():
+    """SRA on maze2d: at the drop every lr becomes actor lr / 10; the actor's cosine goes on from there."""
+    config = IQLConfig(hidden_dims=(8,), actor_lr=1e-3, critic_lr=1e-3, value_lr=1e-3, lr_schedule_steps=20,
+                       lr_drop_at=10)
+    learner = build_learner(config, toy_task(3), torch.device("cpu"))
+    batch = {"obs": torch.randn(4, 3), "act": torch.rand(4, 2) * 2 - 1, "reward": torch.zeros(4),
+             "next_obs": torch.randn(4, 3), "done": torch.zeros(4)}
+    lrs = []
+    for _ in range(15):
+        learner.update(batch)
+        lrs.append((learner.actor_optimizer.param_groups[0]["lr"], learner.critic_optimizer.param_groups[0]["lr"]))
+    cosine = lambda t: 1e-3 * (1 + np.cos(np.pi * t / 20)) / 2  # noqa: E731
+    dropped = cosine(10) / 10  # the actor's lr after 10 scheduler steps, / 10
+    assert lrs[9] == pytest.approx((dropped, dropped))
+    for t in range(10, 15):  # the chainable form: lr_t = dropped * cosine(t + 1) / cosine(10)
+        assert lrs[t][0] == pytest.approx(dropped * cosine(t + 1) / cosine(10))
+        assert lrs[t][1] == pytest.approx(dropped)
+    assert lrs[14][0] < lrs[10][0] < dropped
+
+
 def test_awac_lambda_follows_the_family():
     assert for_task(AWACConfig(), toy_task(4)).awac_lambda == 0.1
     assert for_task(AWACConfig(), locomotion("hopper-medium")).awac_lambda == pytest.approx(1 / 3)

@@ -344,3 +344,17 @@ def test_paper_difference_only_on_the_same_scale(tmp_path):
     result["data"]["source"] = "imported-d4rl"
     run.write_text(json.dumps(result))
     assert "ours - paper" in write_report(root, tmp_path / "out2", reps=REPS).markdown
+
+
+def test_model_error_and_coverage_tables_average_over_seeds():
+    runs = [{"method": "sra", "variant": "sra", "task": T1, "seed": s,
+             "method_info": {"model": {"model/one_step_mse": 0.1 * (s + 1), "model/no_change_mse": 1.0},
+                             "rounds": [{"aug/coverage_states": 0.5 + 0.1 * s, "aug/coverage_goals": 0.2},
+                                        {"aug/coverage_states": 0.9, "aug/coverage_goals": 0.4}]}}
+            for s in range(2)] + [{"method": "uds", "variant": "uds", "task": T1, "seed": 0}]
+    errors = report.model_error_table(runs)
+    assert errors.to_dict("records") == [{"variant": "sra", "task": T1, "model_mse": "0.15",
+                                          "no_change_mse": "1", "ratio": "0.15"}]
+    coverage = report.coverage_table(runs)
+    assert list(coverage.columns) == ["variant", "task", "round 1", "round 2"]
+    assert coverage.iloc[0]["round 1"] == "55% / 20%" and coverage.iloc[0]["round 2"] == "90% / 40%"

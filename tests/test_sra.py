@@ -16,7 +16,8 @@ from methods.cvae import CVAE, CVAEConfig
 from methods.data import Normalizer, Transitions
 from methods.dynamics import DynamicsConfig, DynamicsEnsemble
 from methods.registry import get_method
-from methods.sra import keep_probabilities
+from methods.dynamics import clip_grad_norm_per_member
+from methods.sra import draw_goals, keep_probabilities
 
 SMALL_MODEL = DynamicsConfig(num_members=3, hidden_dims=(64, 64), optimizer="adam", lr=3e-3, batch_size=128,
                              epochs=60, grad_clip=0)
@@ -59,6 +60,57 @@ def test_planned_steps_are_the_steps_fit_takes():
         steps = []
         model.fit(data, seed=0, progress=lambda it, **_: (steps.append(i) or i for i in it))
         assert len(steps) == model.planned_steps(len(data))[1], config
+
+
+def test_normalized_targets_round_trip_to_raw_changes():
+    """SRA's model learns norm(s) - norm(s') and ``step`` scales the prediction back to raw units."""
+    data = linear_system(200)
+    data = Transitions(data.observations * np.array([1, 10, 0.1], np.float32), data.actions,
+                       data.next_observations * np.array([1, 10, 0.1], np.float32), data.terminals, data.timeouts,
+                       data.episode_starts)
+    norm = Normalizer.fit(np.concatenate([data.observations, data.next_observations]))
+    model = DynamicsEnsemble(3, 2, dataclasses.replace(SMALL_MODEL, normalize_targets=True), norm, "reverse")
+    s_in, act, target = model._pairs(data)
+    np.testing.assert_allclose(target, norm(data.observations) - norm(data.next_observations), atol=1e-4)
+    with torch.no_grad():  # a model that predicts exactly the normalized change it was trained on
+        for layer in model.net[:-1]:
+            if hasattr(layer, "weight"):
+                layer.weight.zero_(), layer.bias.fill_(1.0)
+        model.net[-1].weight.zero_()
+        model.net[-1].bias.copy_(torch.as_tensor(target[0]).expand_as(model.net[-1].bias))
+    pred = model.step(torch.as_tensor(s_in[:1]), torch.as_tensor(act[:1])).numpy()
+    np.testing.assert_allclose(pred, data.observations[:1], rtol=1e-4, atol=1e-4)
+    raw = DynamicsEnsemble(3, 2, dataclasses.replace(SMALL_MODEL, normalize_targets=False), norm, "reverse")
+    np.testing.assert_allclose(raw._pairs(data)[2], data.observations - data.next_observations, atol=1e-5)
+
+
+def test_trained_reverse_model_beats_no_change_and_reports_it():
+    data = linear_system()
+    model = DynamicsEnsemble(3, 2, SMALL_MODEL, Normalizer.fit(data.observations), "reverse")
+    info = model.fit(data, seed=0)
+    assert info["model/one_step_mse"] < 0.05 * info["model/no_change_mse"]
+
+
+def test_gradients_are_clipped_per_member():
+    """One member's huge gradient must not shrink another's (the official members clip separately)."""
+    w = torch.nn.Parameter(torch.zeros(2, 3, 4))
+    w.grad = torch.stack([torch.full((3, 4), 100.0), torch.full((3, 4), 0.01)])
+    clip_grad_norm_per_member([w], 2, 1.0)
+    assert w.grad[0].norm() == pytest.approx(1.0, rel=1e-4)
+    torch.testing.assert_close(w.grad[1], torch.full((3, 4), 0.01))
+
+
+def test_goals_are_drawn_per_chunk_and_cover_the_accumulated_set():
+    """Every chunk of 2000 goals is a fresh 90/7/3 draw, so 2K candidates reach far more of the D^S goal set than
+    the 140 accumulated goals one chunk holds."""
+    expert, accumulated, newest = torch.zeros(50, 2), torch.arange(2.0, 1002.0)[:, None].repeat(1, 2), torch.ones(30, 2)
+    goals = draw_goals(expert, accumulated, newest, 20_000, 2000, torch.Generator().manual_seed(0))
+    assert len(goals) == 20_000
+    assert (goals[:, 0] == 0).sum() == 18_000 and (goals[:, 0] == 1).sum() >= 600
+    used = torch.unique(goals[:, 0][(goals[:, 0] != 0) & (goals[:, 0] != 1)])
+    assert len(used) > 700  # ~1400 draws over 1000 goals (one chunk: at most 140)
+    goals = draw_goals(expert, accumulated[:0], newest[:0], 3000, 2000, torch.Generator().manual_seed(0))
+    assert len(goals) == 4000 and (goals == 0).all()  # an empty goal set gives its share to the expert states
 
 
 def test_cvae_sampling_in_chunks_draws_the_same_actions():
@@ -126,6 +178,16 @@ def test_reverse_rollouts_end_in_goals_and_stay_in_the_maze(umaze_smoke):
     assert np.mean(~grid.walls[cells[:, 0], cells[:, 1]]) > 0.8
 
 
+def test_goal_selections_accumulate_with_duplicates(umaze_smoke):
+    """The accumulated D^S goals are a list, as the official's: a state selected twice counts twice."""
+    method = sra_method(umaze_smoke)
+    conf_expert = torch.full((len(method.expert),), -1e9)  # every D^S state is above it (up to the cap)
+    _, first = method._goal_sets(conf_expert)
+    accumulated, second = method._goal_sets(conf_expert)
+    assert len(first) > 0 and len(accumulated) == len(first) + len(second)
+    assert len(torch.unique(method.goal_indices)) < len(method.goal_indices)
+
+
 def test_augmentation_round_is_deterministic_for_a_seed(umaze_smoke):
     a, b = sra_method(umaze_smoke), sra_method(umaze_smoke)
     a.augmentation_round(), b.augmentation_round()
@@ -143,7 +205,10 @@ def test_resume_after_an_augmentation_round_equals_uninterrupted(umaze_smoke, tm
     assert resumed["curve"] == straight["curve"]
     assert straight["phase_times_s"]["method/augmentation"] > 0
     artifacts = np.load(tmp_path / "a" / "runs" / spec.run_key / "artifacts.npz")
-    assert sorted(artifacts.files) == ["round_0", "round_1"]
+    assert sorted(artifacts.files) == ["goals_0", "goals_1", "round_0", "round_1"]
+    rounds = straight["method_info"]["rounds"]
+    assert len(rounds) == 2 and all(0 < r["aug/coverage_states"] <= 1 for r in rounds)
+    assert straight["method_info"]["model"]["model/no_change_mse"] > 0
     # the augmentation picture is drawn from the saved rounds
     from click.testing import CliRunner
     from benchmark.cli import main

@@ -35,6 +35,8 @@ def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
     optimizer.step()
 
 
-def ensemble_td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Squared TD error of every ensemble member, (N, B) vs (B,): batch mean, summed over members (CORL)."""
-    return (q - target).pow(2).mean(1).sum()
+def ensemble_td_loss(q: torch.Tensor, target: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """Squared TD error of every ensemble member, (N, B) vs (B,): batch mean, then summed over members (CORL's
+    TD3+BC, AWAC, SAC-N) or averaged (``reduction="mean"``: CORL's and SRA's official IQL)."""
+    per_member = (q - target).pow(2).mean(1)
+    return per_member.mean() if reduction == "mean" else per_member.sum()

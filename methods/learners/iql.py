@@ -26,7 +26,8 @@ class IQLConfig:
     max_weight: float = 100.0       # advantage weights are clamped here
     lr_schedule_steps: int = 0      # cosine decay of the actor lr over this many updates (0: constant)
     expert_bc_weight: float = 0.0   # SRA's IQL + BC: + this x mean NLL on the batch rows flagged expert
-    lr_drop_at: int = 0             # SRA on maze2d: at this update every lr becomes the actor's lr / 10 (0: off)
+    lr_drop_at: int = 0             # SRA on maze2d: at this update every lr becomes the actor's lr / 10 (0: off);
+                                    # the actor's cosine schedule then keeps decaying from there (chainable)
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -41,8 +42,10 @@ def value_loss(value: ValueFunction, target_q: torch.Tensor, obs: torch.Tensor, 
 
 
 def critic_loss(critic: EnsembleCritic, obs, act, reward, done, next_v, gamma: float) -> torch.Tensor:
+    """The twin critics' MSEs to r + gamma (1 - d) V(s'), averaged (CORL's and SRA's official IQL: a sum would
+    double the gradient and so halve the coupled weight decay's relative weight)."""
     target = reward + gamma * (1 - done) * next_v
-    return ensemble_td_loss(critic(obs, act), target)
+    return ensemble_td_loss(critic(obs, act), target, reduction="mean")
 
 
 def actor_loss(actor: TanhGaussianActor, obs, act, advantage, temperature: float, max_weight: float,
@@ -80,7 +83,9 @@ class IQL(LearnerBase):
         return parts
 
     def _drop_learning_rates(self) -> None:
-        """Every lr becomes the actor's current lr / 10, and the actor's schedule stops (SRA, maze2d)."""
+        """Every lr becomes the actor's current lr / 10 (SRA, maze2d). The actor's cosine schedule goes on from the
+        dropped value: torch's CosineAnnealingLR steps recursively from the current lr (the official code sets
+        the lrs by hand and keeps stepping its scheduler)."""
         lr = self.actor_optimizer.param_groups[0]["lr"] / 10
         for optimizer in (self.actor_optimizer, self.critic_optimizer, self.value_optimizer):
             for group in optimizer.param_groups:
@@ -99,8 +104,7 @@ class IQL(LearnerBase):
         loss_pi = actor_loss(self.actor, obs, act, advantage, c.temperature, c.max_weight,
                              batch.get("expert"), c.expert_bc_weight)
         step(self.actor_optimizer, loss_pi)
-        dropped = c.lr_drop_at and self.num_updates >= c.lr_drop_at
-        if self.actor_schedule and not dropped:
+        if self.actor_schedule:
             self.actor_schedule.step()
         if c.lr_drop_at and self.num_updates + 1 == c.lr_drop_at:
             self._drop_learning_rates()

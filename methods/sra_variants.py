@@ -1,0 +1,55 @@
+"""SRA's registered variants: ``sra-noaug``, the like-for-like control (SRA's learner, batches, schedules and data
+handling, no reverse model and no augmentation rounds: SRA minus it measures augmentation alone), and the Table 4
+learners fed by the same augmentation (``sra-iql`` = ``sra``, ``sra-awac``, ``sra-td3bc``, ``sra-sacn``)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from methods.learners import AWACConfig, SACNConfig, TD3BCConfig
+from methods.registry import register
+from methods.sra import SRA, Config
+
+
+@dataclass(frozen=True)
+class NoAugConfig(Config):
+    augment: bool = False
+
+
+@dataclass(frozen=True)
+class AWACVariantConfig(Config):
+    learner: AWACConfig = field(default_factory=AWACConfig)
+
+
+@dataclass(frozen=True)
+class TD3BCVariantConfig(Config):
+    learner: TD3BCConfig = field(default_factory=TD3BCConfig)
+
+
+@dataclass(frozen=True)
+class SACNVariantConfig(Config):
+    learner: SACNConfig = field(default_factory=SACNConfig)
+
+
+@register
+class SRANoAug(SRA):
+    name, description, Config = "sra-noaug", "SRA's learner and data handling without augmentation (control)", NoAugConfig
+
+
+@register
+class SRAIQL(SRA):
+    name, description = "sra-iql", "SRA with IQL + BC (= sra)"
+
+
+@register
+class SRAAWAC(SRA):
+    name, description, Config = "sra-awac", "SRA augmentation feeding AWAC", AWACVariantConfig
+
+
+@register
+class SRATD3BC(SRA):
+    name, description, Config = "sra-td3bc", "SRA augmentation feeding TD3+BC (Conf from a BC policy)", TD3BCVariantConfig
+
+
+@register
+class SRASACN(SRA):
+    name, description, Config = "sra-sacn", "SRA augmentation feeding SAC-N", SACNVariantConfig
