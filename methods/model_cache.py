@@ -27,7 +27,7 @@ from torch import nn
 from benchmark.store import atomic_write_bytes
 
 ENV_VAR = "BENCH_MODEL_CACHE"
-VERSION = 1  # bump when training code changes what a key produces
+VERSION = 2  # bump when training code changes what a key produces (2: per-epoch permutations, best epoch, per-member clip)
 
 
 def cache_dir() -> Path | None:
