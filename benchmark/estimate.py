@@ -80,14 +80,6 @@ def build_for_timing(spec: RunSpec, device: str = "cpu"):
     return method
 
 
-def calibrate_updates(spec: RunSpec, seconds: float = 1.5, device: str = "cpu", share: int = 1,
-                      threads: int | None = None) -> float:
-    """Seconds per update of ``spec``'s method and config, timed on synthetic data of the task's shape
-    (``share`` > 1: while that many copies run at once; see ``Calibrator``)."""
-    with Calibrator(device, share, threads, seconds) as calibrator:
-        return calibrator.updates(spec)
-
-
 class Calibrator:
     """Times updates on ``device``. With ``share`` > 1, ``share`` copies of each method run at once, one per
     process of a pool started on first use and kept until ``close`` (runs that share one GPU), and a method's
@@ -121,7 +113,8 @@ class Calibrator:
         errors = [f.exception() for f in futures]
         if any(errors):
             self._barrier.reset()  # a sharer that failed broke it for the others; the next method needs it whole
-            raise next(e for e in errors if e and not isinstance(e, threading.BrokenBarrierError))
+            failed = [e for e in errors if e]  # the cause, not the sharers it released through the barrier
+            raise next((e for e in failed if not isinstance(e, threading.BrokenBarrierError)), failed[0])
         return statistics.mean(f.result() for f in futures)
 
 
