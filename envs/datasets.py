@@ -182,6 +182,16 @@ def _mean_returns(episodes: list[Episode]) -> dict[str, float]:
             "dense": float(np.mean([e.dense_rewards.sum() for e in episodes]))}
 
 
+def maze_reference(task: TaskSpec, expert_episodes: list[Episode], random_episodes: int, seed: int,
+                   progress: Callable[[int], None] | None = None) -> dict[str, dict[str, float]]:
+    """{"sparse"|"dense": {"min", "max"}}: mean returns of a uniform-random policy over ``random_episodes``
+    evaluation episodes (min) and of ``expert_episodes`` (max), stored with a maze map's datasets."""
+    random_eps = rollout_episodes(task, random_policy(task, seed), random_episodes, seed=seed * 100_003 + 50_000,
+                                  progress=progress)
+    low, high = _mean_returns(random_eps), _mean_returns(expert_episodes)
+    return {rt: {"min": low[rt], "max": high[rt]} for rt in ("sparse", "dense")}
+
+
 def generate_maze_datasets(task: TaskSpec, scale: str, seed: int = 0, force: bool = False,
                            progress_factory=None, log=print) -> list[str]:
     """Build the expert and supplementary datasets of ``task``'s map at ``scale``; return their ids.
@@ -204,13 +214,10 @@ def generate_maze_datasets(task: TaskSpec, scale: str, seed: int = 0, force: boo
     bar = progress_factory(total=total, desc=f"generate {task.group} ({scale})") if progress_factory else None
     update = bar.update if bar else None
     expert_eps = rollout_episodes(task, expert.act, data.expert_episodes, seed=seed * 100_003 + 1, progress=update)
-    random_eps = rollout_episodes(task, random_policy(task, seed), data.reference_episodes,
-                                  seed=seed * 100_003 + 50_000, progress=update)
+    reference = maze_reference(task, expert_eps, data.reference_episodes, seed, progress=update)
     supp_eps = supplementary_episodes(task, data.supplementary_steps[task.maze_map], seed=seed, progress=update)
     if bar:
         bar.close()
-    low, high = _mean_returns(random_eps), _mean_returns(expert_eps)
-    reference = {rt: {"min": low[rt], "max": high[rt]} for rt in ("sparse", "dense")}
     common = {"bench_source": "generated", "bench_seed": seed, "bench_scale": scale, "bench_reference": reference,
               "bench_reference_episodes": data.reference_episodes}
     _write_dataset(ids["expert"], task, expert_eps, reference, {**common, "bench_kind": "expert"},
