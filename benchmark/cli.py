@@ -97,7 +97,10 @@ def _check_policies(groups: list, policies: str | None) -> None:
 @click.option("--force", is_flag=True, help="Rebuild datasets that already exist.")
 @click.option("--policies", default=None, type=click.Path(file_okay=False),
               help="Locomotion behaviour-policy directory. [default: $BENCH_POLICIES_DIR or envs/policies]")
-def data_generate(envs: str, profile: str | None, seed: int, force: bool, policies: str | None) -> None:
+@click.option("--maze-expert", type=click.Choice(["waypoint", "planner"]), default="waypoint", show_default=True,
+              help="maze2d expert: D4RL's waypoint controller (as the paper's data) or the faster grid planner.")
+def data_generate(envs: str, profile: str | None, seed: int, force: bool, policies: str | None,
+                  maze_expert: str) -> None:
     """Generate datasets locally and deterministically (no network needed)."""
     from benchmark.profiles import DEFAULT_PROFILE, get_profile
     from envs.datasets import KINDS, dataset_id, dataset_status, datasets_root, generate_datasets
@@ -108,7 +111,7 @@ def data_generate(envs: str, profile: str | None, seed: int, force: bool, polici
     click.echo(f"datasets root: {datasets_root()}")
     for task in groups:
         generate_datasets(task, scale, seed=seed, force=force, progress_factory=progress_bar, log=click.echo,
-                          policies_dir=policies)
+                          policies_dir=policies, maze_expert=maze_expert)
 
 
 @data_group.command("fetch")

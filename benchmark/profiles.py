@@ -82,7 +82,7 @@ PROFILES: dict[str, Profile] = {p.name: p for p in [
             data="smoke", num_steps=300, eval_every=100, eval_episodes=2, log_every=20,
             method_overrides={"uds-sacn": _SMOKE_SACN, **_sra("smoke"), **_MODEL_BASED["smoke"]}),
     Profile("quick", "minutes per run on a laptop CPU: the embedded default",
-            data="quick", num_steps=20_000, eval_every=2_000, eval_episodes=10, log_every=200,
+            data="quick", num_steps=20_000, eval_every=2_000, eval_episodes=30, log_every=200,
             method_overrides={**_sra("quick"), **_MODEL_BASED["quick"]}),
     Profile("paper", "the paper's budgets: 1M learner steps, 30 evaluation episodes every 5k steps",
             data="paper", num_steps=1_000_000, eval_every=5_000, eval_episodes=30, log_every=1_000,

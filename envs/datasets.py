@@ -1,10 +1,12 @@
 """Datasets: generate maze2d data offline, store it as Minari datasets, load it back as flat arrays.
 
 Per maze map and data scale there are two Minari datasets (sparse and dense tasks share them):
-``bench/maze2d-<map>/expert[-<scale>]-v0`` (noise-free planner episodes to the fixed evaluation goal)
-and ``bench/maze2d-<map>/supplementary[-<scale>]-v0`` (D4RL-style continuing collection toward random
-goals with Gaussian action noise). Reference returns (random policy = min, planner = max) for both
-reward types are measured on the evaluation env and stored in the expert dataset's metadata.
+``bench/maze2d-<map>/expert[-<scale>]-v1`` (noise-free episodes of D4RL's waypoint controller from D4RL's
+resets to D4RL's target) and ``bench/maze2d-<map>/supplementary[-<scale>]-v1`` (D4RL's continuing
+collection toward random targets with Gaussian action noise); ``--maze-expert planner`` uses the grid
+planner instead. Rewards follow D4RL's geometry (``envs/maze.py``). Scores use D4RL's reference returns;
+the mean returns of a random policy and of the data's own expert are stored in the expert dataset's
+metadata for the secondary "% of our expert" scale.
 Locomotion datasets (``bench/<robot>/{expert,medium,medium-expert}[-<scale>]-v0``) are built in
 ``envs/locomotion.py``, fetched or imported in ``envs/external.py``; every dataset records where it came
 from in its metadata (``bench_source``: generated | minari | imported-d4rl).
@@ -63,8 +65,13 @@ def dataset_id(task: TaskSpec, kind: str, scale: str) -> str:
     return named_dataset_id(task, dataset_name(task, kind), scale)
 
 
+# maze2d data v1: D4RL's resets, target and reward geometry, D4RL's waypoint controller (v0: the grid planner,
+# Gymnasium's goal and radius); a version bump keeps datasets of an older recipe from being read as new ones
+DATA_VERSION = {"maze2d": 1, "locomotion": 0}
+
+
 def named_dataset_id(task: TaskSpec, name: str, scale: str) -> str:
-    return f"{task.dataset_prefix}/{name}{DATA_SCALES[scale].suffix}-v0"
+    return f"{task.dataset_prefix}/{name}{DATA_SCALES[scale].suffix}-v{DATA_VERSION[task.family]}"
 
 
 def datasets_root() -> Path:
@@ -92,24 +99,54 @@ class Episode:
                              rewards=self.rewards, terminations=self.terminations, truncations=self.truncations)
 
 
-def rollout_episodes(task: TaskSpec, policy: Callable[[np.ndarray], np.ndarray], num_episodes: int,
-                     seed: int, progress: Callable[[int], None] | None = None) -> list[Episode]:
-    """Episodes on the evaluation env (random start cell, fixed goal) under ``policy``."""
+# An episode policy: called at an episode start (or a goal change) with the observation and the target, it
+# returns the per-step policy obs -> action for what follows.
+EpisodePolicy = Callable[[np.ndarray, np.ndarray], Callable[[np.ndarray], np.ndarray]]
+MAZE_EXPERTS = ("waypoint", "planner")  # D4RL's waypoint controller (default) | this suite's grid planner
+
+
+def maze_expert(task: TaskSpec, kind: str, rng: np.random.Generator) -> tuple[EpisodePolicy, Callable[[], bool]]:
+    """(episode policy, "target reached?") of a maze expert: ``waypoint`` re-plans (and re-jitters its
+    waypoints) at every call, as the official SRA data were made; ``planner`` is deterministic."""
+    from envs.d4rl_maze import GymWaypointExpert
+    from envs.maze import MazeGrid, PlannerExpert, maze_grid
+    grid: MazeGrid = maze_grid(task)
+    if kind == "waypoint":
+        expert = GymWaypointExpert(grid.walls, rng)
+
+        def start(obs, target):
+            expert.set_goal(target, obs)
+            return expert.act
+        return start, lambda: expert.solved
+    if kind == "planner":
+        planner = PlannerExpert(grid)
+
+        def start_planner(obs, target):
+            planner.set_goal(target)
+            return planner.act
+        return start_planner, lambda: False
+    raise BenchError(f"unknown maze expert {kind!r}; valid: {', '.join(MAZE_EXPERTS)}")
+
+
+def rollout_episodes(task: TaskSpec, policy: EpisodePolicy, num_episodes: int, rng: np.random.Generator,
+                     progress: Callable[[int], None] | None = None) -> list[Episode]:
+    """Episodes on the evaluation env (D4RL's resets and target) under ``policy``."""
     from envs.maze import make_maze_env, maze_rewards, reset_to_goal
     env = make_maze_env(task)
     episodes = []
-    for i in range(num_episodes):
-        obs = reset_to_goal(env, task, seed=seed + i)
-        goal = env.unwrapped.goal.copy()
+    for _ in range(num_episodes):
+        obs = reset_to_goal(env, task, rng)
+        target = env.unwrapped.goal.copy()
+        act = policy(obs, target)
         observations, actions = [obs], []
         for _ in range(task.max_episode_steps):
-            action = policy(obs)
+            action = act(obs)
             step_obs, _, terminated, truncated, _ = env.step(action)
             obs = step_obs["observation"].copy()
             observations.append(obs)
             actions.append(action)
         observations = np.asarray(observations)
-        sparse, dense = maze_rewards(observations[1:, :2], goal)
+        sparse, dense = maze_rewards(observations[1:, :2], target)
         T = len(actions)
         episodes.append(Episode(observations, np.asarray(actions, np.float32), sparse, dense,
                                 np.zeros(T, bool), _time_limit_flags(T)))
@@ -119,43 +156,43 @@ def rollout_episodes(task: TaskSpec, policy: Callable[[np.ndarray], np.ndarray],
     return episodes
 
 
-def supplementary_episodes(task: TaskSpec, num_steps: int, seed: int,
+def supplementary_episodes(task: TaskSpec, num_steps: int, rng: np.random.Generator, expert: str = "waypoint",
                            progress: Callable[[int], None] | None = None) -> list[Episode]:
-    """D4RL-style continuing collection: noisy planner toward random goal cells, re-sampled on arrival.
-
-    The point is never reset; the stream is cut into time-limit chunks (truncations) as D4RL did.
-    Rewards are relabelled w.r.t. the task's fixed evaluation goal (methods never see them).
-    """
-    from envs.maze import GOAL_RADIUS, MazeGrid, PlannerExpert, make_maze_env, maze_rewards, reset_to_goal, set_goal
+    """D4RL's maze2d collection: the expert with action noise N(0, 0.5^2) toward random targets (any free cell's
+    D4RL point +- 0.1), a new target on arrival and at every time limit; the point is reset only at the start,
+    and the stream is cut into time-limit chunks (truncations) as D4RL did.
+    Rewards are relabelled w.r.t. the task's fixed evaluation target (methods never see them)."""
+    from envs import d4rl_maze
+    from envs.maze import MazeGrid, evaluation_target, make_maze_env, maze_rewards, reset_to_goal, set_goal
     env = make_maze_env(task)
     grid = MazeGrid.from_env(env)
-    rng = np.random.default_rng(seed)
-    expert = PlannerExpert(grid)
-    eval_goal = grid.cell_to_xy(task.goal_cell)
+    frame = d4rl_maze.Frame(*grid.walls.shape)
+    policy, reached = maze_expert(task, expert, rng)
+    eval_target = evaluation_target(grid, task)
     free = grid.free_cells
 
-    def new_goal():
-        goal = grid.cell_to_xy(free[rng.integers(len(free))]) + rng.uniform(-0.25, 0.25, 2)
-        set_goal(env, goal)
-        expert.set_goal(goal)
-        return goal
+    def new_target(obs):
+        target = frame.position_to_gym(free[rng.integers(len(free))] + rng.uniform(-0.1, 0.1, 2))
+        set_goal(env, target)
+        return target, policy(obs, target)
 
-    obs = reset_to_goal(env, task, seed=seed)
-    goal = new_goal()
+    obs = reset_to_goal(env, task, rng)
     episodes, done_steps = [], 0
     while done_steps < num_steps:
+        target, act = new_target(obs)
         T = min(task.max_episode_steps, num_steps - done_steps)
         observations, actions = [obs], []
         for _ in range(T):
-            action = np.clip(expert.act(obs) + ACTION_NOISE_STD * rng.standard_normal(2), -1, 1).astype(np.float32)
+            action = np.clip(act(obs) + ACTION_NOISE_STD * rng.standard_normal(2), -1, 1).astype(np.float32)
+            arrived = reached() or (expert == "planner" and np.linalg.norm(obs[:2] - target) <= d4rl_maze.GOAL_RADIUS)
             step_obs, *_ = env.step(action)
             obs = step_obs["observation"].copy()
             observations.append(obs)
             actions.append(action)
-            if np.linalg.norm(obs[:2] - goal) <= GOAL_RADIUS:
-                goal = new_goal()
+            if arrived:
+                target, act = new_target(obs)
         observations = np.asarray(observations)
-        sparse, dense = maze_rewards(observations[1:, :2], eval_goal)
+        sparse, dense = maze_rewards(observations[1:, :2], eval_target)
         episodes.append(Episode(observations, np.asarray(actions), sparse, dense,
                                 np.zeros(T, bool), _time_limit_flags(T)))
         done_steps += T
@@ -177,6 +214,12 @@ def random_policy(task: TaskSpec, seed: int) -> Callable[[np.ndarray], np.ndarra
     return lambda obs: rng.uniform(low, high).astype(np.float32)
 
 
+def _streams(seed: int) -> dict[str, np.random.Generator]:
+    """Independent generators for each part of a maze map's data, all from the one generation seed."""
+    names = ("expert", "random-actions", "random-starts", "supplementary")
+    return dict(zip(names, (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(len(names)))))
+
+
 def _mean_returns(episodes: list[Episode]) -> dict[str, float]:
     return {"sparse": float(np.mean([e.rewards.sum() for e in episodes])),
             "dense": float(np.mean([e.dense_rewards.sum() for e in episodes]))}
@@ -186,53 +229,64 @@ def maze_reference(task: TaskSpec, expert_episodes: list[Episode], random_episod
                    progress: Callable[[int], None] | None = None) -> dict[str, dict[str, float]]:
     """{"sparse"|"dense": {"min", "max"}}: mean returns of a uniform-random policy over ``random_episodes``
     evaluation episodes (min) and of ``expert_episodes`` (max), stored with a maze map's datasets."""
-    random_eps = rollout_episodes(task, random_policy(task, seed), random_episodes, seed=seed * 100_003 + 50_000,
+    streams = _streams(seed)
+    act = random_policy(task, int(streams["random-actions"].integers(2**31)))
+    random_eps = rollout_episodes(task, lambda obs, target: act, random_episodes, streams["random-starts"],
                                   progress=progress)
     low, high = _mean_returns(random_eps), _mean_returns(expert_episodes)
     return {rt: {"min": low[rt], "max": high[rt]} for rt in ("sparse", "dense")}
 
 
 def generate_maze_datasets(task: TaskSpec, scale: str, seed: int = 0, force: bool = False,
-                           progress_factory=None, log=print) -> list[str]:
-    """Build the expert and supplementary datasets of ``task``'s map at ``scale``; return their ids.
-
-    Existing complete datasets are kept unless ``force``; partial ones are rebuilt.
-    """
-    from envs.maze import MazeGrid, PlannerExpert, make_maze_env
+                           progress_factory=None, log=print, expert: str = "waypoint") -> list[str]:
+    """Build the expert and supplementary datasets of ``task``'s map at ``scale`` with the ``expert``
+    (``MAZE_EXPERTS``); return their ids. Existing complete datasets are kept unless ``force``; partial ones
+    are rebuilt."""
     data = DATA_SCALES[scale]
     ids = {kind: dataset_id(task, kind, scale) for kind in KINDS}
     if not force and all(dataset_status(i) == "ok" for i in ids.values()):
         log(f"{task.group}: datasets already present ({', '.join(ids.values())}); --force rebuilds them")
         return list(ids.values())
-    env = make_maze_env(task)
-    grid = MazeGrid.from_env(env)
-    env.close()
-    expert = PlannerExpert(grid)
-    expert.set_goal(grid.cell_to_xy(task.goal_cell))
+    if expert not in MAZE_EXPERTS:
+        raise BenchError(f"unknown maze expert {expert!r}; valid: {', '.join(MAZE_EXPERTS)}")
+    streams = _streams(seed)
     horizon = task.max_episode_steps
     total = (data.expert_episodes + data.reference_episodes) * horizon + data.supplementary_steps[task.maze_map]
     bar = progress_factory(total=total, desc=f"generate {task.group} ({scale})") if progress_factory else None
     update = bar.update if bar else None
-    expert_eps = rollout_episodes(task, expert.act, data.expert_episodes, seed=seed * 100_003 + 1, progress=update)
+    policy, _ = maze_expert(task, expert, streams["expert"])
+    expert_eps = rollout_episodes(task, policy, data.expert_episodes, streams["expert"], progress=update)
     reference = maze_reference(task, expert_eps, data.reference_episodes, seed, progress=update)
-    supp_eps = supplementary_episodes(task, data.supplementary_steps[task.maze_map], seed=seed, progress=update)
+    supp_eps = supplementary_episodes(task, data.supplementary_steps[task.maze_map], streams["supplementary"],
+                                      expert=expert, progress=update)
     if bar:
         bar.close()
+    d4rl = {task.reward_type: task.fixed_reference()}
     common = {"bench_source": "generated", "bench_seed": seed, "bench_scale": scale, "bench_reference": reference,
-              "bench_reference_episodes": data.reference_episodes}
-    _write_dataset(ids["expert"], task, expert_eps, reference, {**common, "bench_kind": "expert"},
-                   "Noise-free grid-planner episodes from random start cells to the fixed evaluation goal.")
-    _write_dataset(ids["supplementary"], task, supp_eps, reference, {**common, "bench_kind": "supplementary"},
-                   "D4RL-style noisy planner (action noise N(0, 0.5)) driving to random goals, continuing.")
-    log(f"{task.group}: wrote {ids['expert']} ({len(expert_eps)} episodes) and {ids['supplementary']} "
-        f"({sum(len(e.actions) for e in supp_eps)} steps); reference returns (random - planner): sparse "
-        f"{reference['sparse']['min']:.1f} - {reference['sparse']['max']:.1f}, dense {reference['dense']['min']:.1f} - "
-        f"{reference['dense']['max']:.1f}")
+              "bench_reference_episodes": data.reference_episodes, "bench_expert": expert}
+    who = "D4RL's waypoint controller" if expert == "waypoint" else "the grid planner"
+    _write_dataset(ids["expert"], task, expert_eps, d4rl, {**common, "bench_kind": "expert"},
+                   f"Noise-free episodes of {who} from D4RL's resets to D4RL's target of the map.",
+                   algorithm_name=f"bench-maze-{expert}")
+    _write_dataset(ids["supplementary"], task, supp_eps, d4rl, {**common, "bench_kind": "supplementary"},
+                   f"D4RL's recipe: {who} with action noise N(0, 0.5^2) driving to random targets, continuing.",
+                   algorithm_name=f"bench-maze-{expert}")
+    log(f"{task.group}: wrote {ids['expert']} ({len(expert_eps)} episodes, {expert} expert) and "
+        f"{ids['supplementary']} ({sum(len(e.actions) for e in supp_eps)} steps); D4RL-geometry returns of a random "
+        f"policy / this expert: sparse {reference['sparse']['min']:.1f} / {reference['sparse']['max']:.1f}, dense "
+        f"{reference['dense']['min']:.1f} / {reference['dense']['max']:.1f} (D4RL's reference: sparse "
+        f"{' / '.join(f'{v:g}' for v in _d4rl_pair(task, 'sparse'))}, dense "
+        f"{' / '.join(f'{v:g}' for v in _d4rl_pair(task, 'dense'))})")
     return list(ids.values())
 
 
+def _d4rl_pair(task: TaskSpec, reward_type: str) -> tuple[float, float]:
+    from envs.d4rl_maze import REFERENCE
+    return REFERENCE[(task.maze_map, reward_type)]
+
+
 def _write_dataset(ds_id: str, task: TaskSpec, episodes: list[Episode], reference: dict, extra: dict,
-                   description: str, algorithm_name: str = "bench-grid-planner") -> None:
+                   description: str, algorithm_name: str = "bench-maze-waypoint") -> None:
     import gymnasium as gym
     import minari
     if any(np.asarray(e.observations).ndim != 2 or np.asarray(e.observations).shape[-1] != task.obs_dim
@@ -273,13 +327,14 @@ def generate_command(task: TaskSpec, scale: str) -> str:
 
 
 def generate_datasets(task: TaskSpec, scale: str, seed: int = 0, force: bool = False, progress_factory=None,
-                      log=print, policies_dir=None) -> list[str]:
+                      log=print, policies_dir=None, maze_expert: str = "waypoint") -> list[str]:
     """Build the datasets of ``task``'s group (a maze map, or a robot's expert/medium/medium-expert)."""
     if task.family == "locomotion":
         from envs.locomotion import generate_locomotion_datasets
         return generate_locomotion_datasets(task, scale, seed=seed, force=force, progress_factory=progress_factory,
                                             log=log, policies_dir=policies_dir)
-    return generate_maze_datasets(task, scale, seed=seed, force=force, progress_factory=progress_factory, log=log)
+    return generate_maze_datasets(task, scale, seed=seed, force=force, progress_factory=progress_factory, log=log,
+                                  expert=maze_expert)
 
 
 def dataset_source(ds_id: str) -> str:
@@ -363,13 +418,18 @@ def fingerprint(flat: FlatDataset) -> str:
 
 
 def reference_returns(task: TaskSpec, scale: str) -> dict[str, float]:
-    """{"min", "max"} returns: the task's fixed ones (locomotion: D4RL's random and expert returns, whatever
-    the data source), else those for the task's reward type stored with its expert dataset (maze2d)."""
-    if (fixed := task.fixed_reference()) is not None:
-        return fixed
+    """{"min", "max"} returns that scores are normalized with: D4RL's random and expert returns for every
+    task (maze2d: D4RL's maze2d-v1 figures, rewards computed under D4RL's geometry), whatever the data source."""
+    return task.fixed_reference()
+
+
+def own_expert_reference(task: TaskSpec, scale: str) -> dict[str, float] | None:
+    """{"min", "max"}: a uniform-random policy's and the data's own expert's mean returns, stored with a maze
+    map's expert dataset; the secondary "% of our expert" scale. None for locomotion (its scale is D4RL's)."""
+    if task.family != "maze2d":
+        return None
     from minari.dataset.minari_storage import MinariStorage
-    ds_id = dataset_id(task, "expert", scale)
-    meta = MinariStorage.read_raw_metadata(dataset_path(ds_id) / "data")
+    meta = MinariStorage.read_raw_metadata(dataset_path(dataset_id(task, "expert", scale)) / "data")
     return meta["bench_reference"][task.reward_type]
 
 

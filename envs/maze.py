@@ -1,8 +1,12 @@
-"""PointMaze helpers: environment construction, the grid planner expert and the maze rewards.
+"""PointMaze helpers: environment construction, D4RL's evaluation target, rewards and resets, and the grid
+planner (an optional, faster expert than D4RL's waypoint controller in ``envs/d4rl_maze.py``).
 
-The expert follows D4RL's maze2d recipe: value iteration over the maze grid picks the next waypoint
-(the centre of the neighbouring cell one step closer to the goal, the exact goal in the goal cell) and
-a PD controller drives the point mass toward it, ``a = clip(kp (w - x) - kd v, -1, 1)``.
+Every maze2d reward in this suite is D4RL's, computed from the point's position: sparse 1 within 0.5 of the
+target, dense ``exp(-distance)``, the target being D4RL's point of the goal cell (Gymnasium's goal-cell
+centre + (0.2, -0.2)); the Gymnasium env's own reward (radius 0.45 around the centre) is never used.
+The planner: value iteration over the maze grid picks the next waypoint (the centre of the neighbouring cell
+one step closer to the goal, the exact goal in the goal cell) and a PD controller drives the point mass
+toward it, ``a = clip(kp (w - x) - kd v, -1, 1)``.
 """
 from __future__ import annotations
 
@@ -15,9 +19,9 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
+from envs import d4rl_maze
 from envs.tasks import TaskSpec
 
-GOAL_RADIUS = 0.45  # Gymnasium-Robotics' success radius (sparse reward 1 inside it)
 KP, KD = 10.0, 1.0  # D4RL's waypoint controller gains (p_gain 10, d_gain -1)
 
 
@@ -48,10 +52,14 @@ def maze_grid(task: TaskSpec) -> MazeGrid:
         env.close()
 
 
-def maze_rewards(position: np.ndarray, goal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(sparse, dense) rewards exactly as Gymnasium-Robotics computes them."""
-    distance = np.linalg.norm(np.asarray(position) - goal, axis=-1)
-    return (distance <= GOAL_RADIUS).astype(np.float64), np.exp(-distance)
+def maze_rewards(position: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sparse, dense) rewards as D4RL computes them, for the positions after each step."""
+    return d4rl_maze.rewards(position, target)
+
+
+def evaluation_target(grid: "MazeGrid", task: TaskSpec) -> np.ndarray:
+    """D4RL's target of the task: its goal cell's D4RL point, in Gymnasium's frame."""
+    return d4rl_maze.Frame(*grid.walls.shape).cell_point(task.goal_cell)
 
 
 @dataclass
@@ -150,9 +158,12 @@ def set_goal(env: gym.Env, goal_xy: np.ndarray) -> None:
     maze_env.update_target_site_pos()
 
 
-def reset_to_goal(env: gym.Env, task: TaskSpec, seed: int | None = None) -> np.ndarray:
-    """Reset at a random free cell (with Gymnasium's position noise) and fix the evaluation goal."""
+def reset_to_goal(env: gym.Env, task: TaskSpec, rng: np.random.Generator) -> np.ndarray:
+    """D4RL's reset (any free cell, the goal's included, at its D4RL point +- 0.1, velocity noise 0.1) toward
+    the task's fixed D4RL target; returns the observation (x, y, vx, vy)."""
     grid = MazeGrid.from_env(env)
-    obs, _ = env.reset(seed=seed, options={"goal_cell": np.array(task.goal_cell)})
-    set_goal(env, grid.cell_to_xy(task.goal_cell))
-    return obs["observation"].copy()
+    env.reset(seed=int(rng.integers(2**31)), options={"goal_cell": np.array(task.goal_cell)})
+    set_goal(env, evaluation_target(grid, task))
+    position, velocity = d4rl_maze.reset_state(grid.walls, rng)
+    env.unwrapped.point_env.set_state(position, velocity)
+    return np.concatenate([position, velocity])

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from envs import BenchError
+from envs.d4rl_maze import REFERENCE as D4RL_MAZE_REFERENCE
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class TaskSpec:
     maze_map: str | None = None  # maze2d only: "umaze" | "medium" | "large"
     goal_cell: tuple[int, int] | None = None  # maze2d only: fixed evaluation goal (row, col)
     supplementary_dataset: str = "supplementary"  # D^S's dataset name under dataset_prefix ("medium", ...)
-    reference: tuple[float, float] | None = None  # fixed (min, max) returns (D4RL's); None: stored with the data
+    reference: tuple[float, float] | None = None  # D4RL's (random, expert) returns: what a score of 0 / 100 means
 
     @property
     def training_key(self) -> str:
@@ -45,8 +46,7 @@ class TaskSpec:
         return self.dataset_prefix.split("/", 1)[1]
 
     def fixed_reference(self) -> dict[str, float] | None:
-        """{"min", "max"} returns when the task fixes them (locomotion: D4RL's random and expert), else None
-        (maze2d: measured and stored with the data)."""
+        """{"min", "max"}: D4RL's random and expert returns for this task (None for a task without them)."""
         return None if self.reference is None else {"min": float(self.reference[0]), "max": float(self.reference[1])}
 
     def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
@@ -73,7 +73,7 @@ def _maze_tasks() -> dict[str, TaskSpec]:
                 dataset_prefix=f"bench/maze2d-{size}", max_episode_steps=horizon,
                 obs_dim=4, act_dim=2, reward_type=reward_type,
                 env_kwargs={"continuing_task": True, "reset_target": False},
-                maze_map=size, goal_cell=goal)
+                maze_map=size, goal_cell=goal, reference=D4RL_MAZE_REFERENCE[(size, reward_type)])
     return tasks
 
 

@@ -43,7 +43,7 @@ def test_bad_input_is_one_clear_line(args, fragments, tmp_path):
 def test_missing_dataset_names_the_command_that_builds_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path / "empty"))
     code, output = bench("run", "--envs", "maze2d-large-dense", "--profile", "smoke", "--out", str(tmp_path))
-    assert_one_line_error(code, output, "bench/maze2d-large/expert-smoke-v0",
+    assert_one_line_error(code, output, "bench/maze2d-large/expert-smoke-v1",
                           "bench data generate --envs maze2d-large --profile smoke", "--generate-missing")
 
 
@@ -204,4 +204,4 @@ def test_data_generation_prints_a_readable_summary(tmp_path, monkeypatch):
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     code, output = bench("data", "generate", "--envs", "maze2d-umaze", "--profile", "smoke")
     assert code == 0, output
-    assert "{" not in output and "reference returns (random - planner): sparse" in output, output
+    assert "{" not in output and "returns of a random policy / this expert: sparse" in output, output

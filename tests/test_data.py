@@ -1,4 +1,4 @@
-"""Data generation, the planner expert, rewards, and dataset errors."""
+"""Data generation, the maze experts, D4RL's rewards and evaluation, and dataset errors."""
 from __future__ import annotations
 
 import shutil
@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from envs import BenchError
-from envs.datasets import (DATA_SCALES, dataset_id, dataset_path, generate_maze_datasets, load_flat,
-                           reference_returns, rollout_episodes)
+from envs.datasets import (DATA_SCALES, MAZE_EXPERTS, dataset_id, dataset_path, generate_maze_datasets, load_flat,
+                           maze_expert, own_expert_reference, reference_returns, rollout_episodes)
 from envs.evaluation import evaluate, normalized_score
-from envs.maze import MazeGrid, PlannerExpert, make_maze_env, maze_rewards, reset_to_goal
+from envs.maze import evaluation_target, make_maze_env, maze_grid, maze_rewards
 from envs.tasks import get_task, resolve_tasks
 
 
@@ -45,41 +45,45 @@ def test_generation_is_deterministic_for_a_seed(umaze_smoke, tmp_path, monkeypat
     np.testing.assert_array_equal(first.actions, again.actions)
 
 
-def test_rewards_match_the_environment():
-    for name in ("maze2d-umaze-sparse", "maze2d-umaze-dense"):
-        task = get_task(name)
-        env = make_maze_env(task)
-        reset_to_goal(env, task, seed=3)
-        goal = env.unwrapped.goal.copy()
-        for _ in range(50):
-            obs, reward, *_ = env.step(env.action_space.sample())
-            sparse, dense = maze_rewards(obs["achieved_goal"], goal)
-            assert reward == pytest.approx(dense if name.endswith("dense") else sparse)
+def test_rewards_follow_d4rl_geometry_not_gymnasiums():
+    task = get_task("maze2d-umaze-sparse")
+    target = evaluation_target(maze_grid(task), task)
+    np.testing.assert_allclose(target, maze_grid(task).cell_to_xy(task.goal_cell) + [0.2, -0.2])
+    sparse, dense = maze_rewards(target + [[0.0, 0.48], [0.0, 0.52]], target)
+    np.testing.assert_array_equal(sparse, [1.0, 0.0])  # D4RL's radius 0.5 (Gymnasium's 0.45 would give 0, 0)
+    np.testing.assert_allclose(dense, np.exp(-np.array([0.48, 0.52])))
 
 
 @pytest.mark.parametrize("size", ["umaze", "medium", "large"])
-def test_planner_reaches_the_goal_and_random_does_not(size):
+@pytest.mark.parametrize("expert", MAZE_EXPERTS)
+def test_experts_reach_the_target_and_random_does_not(size, expert):
     task = get_task(f"maze2d-{size}-sparse")
-    env = make_maze_env(task)
-    grid = MazeGrid.from_env(env)
-    expert = PlannerExpert(grid)
-    expert.set_goal(grid.cell_to_xy(task.goal_cell))
-    episodes = rollout_episodes(task, expert.act, 8, seed=123)
-    final_distance = [np.linalg.norm(e.observations[-1, :2] - grid.cell_to_xy(task.goal_cell)) for e in episodes]
-    assert max(final_distance) < 0.2  # every episode ends parked at the goal
-    planner = evaluate(lambda obs: np.stack([expert.act(o) for o in obs]), task, 8)
+    target = evaluation_target(maze_grid(task), task)
+    policy, _ = maze_expert(task, expert, np.random.default_rng(0))
+    episodes = rollout_episodes(task, policy, 8, np.random.default_rng(123))
+    final_distance = [np.linalg.norm(e.observations[-1, :2] - target) for e in episodes]
+    assert max(final_distance) < 0.2  # every episode ends parked at the target
     rng = np.random.default_rng(0)
     random = evaluate(lambda obs: rng.uniform(-1, 1, (len(obs), 2)), task, 8)
     reference = {"min": 0.0, "max": float(np.mean([e.rewards.sum() for e in episodes]))}
-    assert normalized_score(planner.mean(), reference) == pytest.approx(100, abs=15)
     assert normalized_score(random.mean(), reference) < 40
 
 
-def test_reference_returns_are_stored_for_both_reward_types(umaze_smoke):
-    sparse = reference_returns(umaze_smoke, "smoke")
-    dense = reference_returns(get_task("maze2d-umaze-dense"), "smoke")
+def test_scores_use_d4rl_references_and_own_expert_returns_are_stored(umaze_smoke):
+    assert reference_returns(umaze_smoke, "smoke") == {"min": 23.85, "max": 161.86}
+    assert reference_returns(get_task("maze2d-large-dense"), "smoke") == {"min": 30.569041, "max": 303.49}
+    sparse = own_expert_reference(umaze_smoke, "smoke")
+    dense = own_expert_reference(get_task("maze2d-umaze-dense"), "smoke")
     assert sparse["max"] > sparse["min"] and dense["max"] > dense["min"]
     assert sparse != dense
+
+
+def test_d4rl_scale_scores_of_a_fixed_policy_are_stable_and_seeded_per_run():
+    task = get_task("maze2d-umaze-dense")  # dense: returns vary with every start
+    policy = lambda obs: np.clip(-obs[:, 2:4] + 0.3, -1, 1)  # a fixed (poor) policy
+    first, again = evaluate(policy, task, 6, run_seed=1), evaluate(policy, task, 6, run_seed=1)
+    np.testing.assert_array_equal(first, again)
+    assert not np.array_equal(evaluate(policy, task, 6, run_seed=2), first)
 
 
 def test_missing_partial_and_corrupt_datasets_give_the_fix(umaze_smoke, tmp_path, monkeypatch):
@@ -132,7 +136,7 @@ def test_nan_in_a_dataset_is_refused_in_one_line_naming_field_and_row(umaze_smok
     assert not (tmp_path / "res" / "runs").exists()  # refused before any run started (no worker trained meanwhile)
     listing = CliRunner().invoke(main, ["data", "list"]).output
     assert f"{ds_id:<46} damaged" in listing and "observations row" in listing, listing
-    assert "supplementary-smoke-v0" in listing and "1 dataset(s) unusable" in listing
+    assert "supplementary-smoke-v1" in listing and "1 dataset(s) unusable" in listing
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -153,7 +157,8 @@ def test_generation_refuses_to_write_invalid_episodes(umaze_smoke, tmp_path, mon
     from envs.datasets import _write_dataset, dataset_status, rollout_episodes
     from envs.validate import DatasetDamaged
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
-    episodes = rollout_episodes(umaze_smoke, lambda obs: np.zeros(2, np.float32), 2, seed=0)
+    still = lambda obs: np.zeros(2, np.float32)
+    episodes = rollout_episodes(umaze_smoke, lambda obs, target: still, 2, np.random.default_rng(0))
     episodes[1].observations[3, 0] = np.nan
     reference = {"sparse": {"min": 0.0, "max": 1.0}, "dense": {"min": 0.0, "max": 1.0}}
     with pytest.raises(DatasetDamaged, match=r"bench/test/x-v0 is damaged: observations row 303 \(episode 1, step 3\)"):
