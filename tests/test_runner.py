@@ -103,6 +103,25 @@ def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path
     assert result["settings"]["num_steps"] == SMOKE.num_steps and stored["git_commit"] != ""
 
 
+# run keys of default runs as stored before issue 18's run settings: a new setting at its default (or a change to
+# how keys are hashed) must leave them byte-identical, or finished results would be trained again. A method's own
+# Config change moves only that method's keys (update its pin then, and say so in the commit).
+PINNED_RUN_KEYS = {
+    ("bc-exp", "quick"): "bc-exp/maze2d-umaze-sparse/seed0-f1c34c8b",
+    ("bc-exp", "paper"): "bc-exp/maze2d-umaze-sparse/seed0-1c0822c8",
+    ("uds", "quick"): "uds/maze2d-umaze-sparse/seed0-caf8e414",
+    ("uds", "paper"): "uds/maze2d-umaze-sparse/seed0-77a1d0c8",
+    ("sra", "quick"): "sra/maze2d-umaze-sparse/seed0-2ed2b4d0",
+    ("sra", "paper"): "sra/maze2d-umaze-sparse/seed0-bb065fa2",
+}
+
+
+@pytest.mark.parametrize("method, profile", sorted(PINNED_RUN_KEYS))
+def test_default_run_keys_are_unchanged(method, profile):
+    run_spec = expand_grid([method], ["maze2d-umaze-sparse"], [0], get_profile(profile))[0]
+    assert run_spec.run_key == PINNED_RUN_KEYS[(method, profile)]
+
+
 @dataclass(frozen=True)
 class _NaNConfig(BCExp.Config):
     nan_at: int = 30
