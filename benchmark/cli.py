@@ -246,6 +246,9 @@ def _check_contents(task_names: list[str], scale: str) -> None:
 @click.option("--envs", default=None, help="Tasks or aliases, comma-separated (see `bench tasks`). [default: maze2d]")
 @click.option("--seeds", default=None, help="A count (4 = seeds 0-3) or a list (0,2). [default: 4]")
 @click.option("--profile", default=None, help="Budget profile: smoke, quick, paper. [default: quick]")
+@click.option("--expert-draw", default=None,
+              help="Which expert episodes form D^E: first (the first 5, the paper's protocol) or seeded (5 distinct "
+                   "episodes drawn per seed). Non-default draws get their own run keys. [default: first]")
 @click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Override a hyper-parameter (repeatable), e.g. --set bc-exp.lr=1e-3.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
@@ -276,15 +279,15 @@ def _check_contents(task_names: list[str], scale: str) -> None:
 @click.option("--no-shared-training", is_flag=True,
               help="Train maze2d sparse and dense runs separately (by default each pair trains once: same data, "
                    "same dynamics, only the evaluation reward differs).")
-def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, out, dry_run, executor, workers,
-            address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force, retry_failed,
+def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, grid_name, out, dry_run, executor,
+            workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force, retry_failed,
             generate_missing, tensorboard, no_progress, no_shared_training) -> None:
     """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones.
 
     Exit status: 0 every run done; 2 a usage error (nothing run); 3 the grid finished but a run failed."""
     from benchmark.config import GridFile, load_grid_file, merge_overrides, parse_seeds, parse_set_options
     from benchmark.executor import LocalExecutor, run_grid
-    from benchmark.grid import expand_grid
+    from benchmark.grid import DEFAULT_EXPERT_DRAW, expand_grid
     from benchmark.grids import named_grid
     from benchmark.profiles import DEFAULT_PROFILE, get_profile
     from benchmark.runner import RunOptions, resolve_device
@@ -305,7 +308,8 @@ def run_cmd(methods, envs, seeds, profile, set_items, config_file, grid_name, ou
     seed_list = parse_seeds(seeds if seeds is not None else (grid.seeds if grid.seeds is not None else 4))
     chosen = get_profile(profile or grid.profile or DEFAULT_PROFILE)
     overrides = merge_overrides(grid.overrides, parse_set_options(list(set_items), method_names))
-    specs = expand_grid(method_names, task_names, seed_list, chosen, overrides, note=lambda m: click.echo(m, err=True))
+    specs = expand_grid(method_names, task_names, seed_list, chosen, overrides, note=lambda m: click.echo(m, err=True),
+                        expert_draw=expert_draw or grid.expert_draw or DEFAULT_EXPERT_DRAW)
     method_names, task_names, seed_list = (list(dict.fromkeys(v)) for v in (method_names, task_names, seed_list))
     if executor == "ray" and device.startswith("cuda") and not gpus_per_run:
         raise BenchError(f"--device {device} with --executor ray needs --gpus-per-run (e.g. 0.25: four runs share "
@@ -526,6 +530,8 @@ def report_summary_lines(summary) -> list[str]:
     """A few lines for the terminal: what is complete, what is not and why, where the files are."""
     lines = [f"report ({summary.profile} profile): {len(summary.complete)} complete variant(s)"
              + (f": {', '.join(summary.complete)}" if summary.complete else "")]
+    if summary.expert_draw:
+        lines.append(f"  {summary.expert_draw}")
     lines += [f"  incomplete, left out of the aggregates: {variant} ({why})" for variant, why in summary.incomplete.items()]
     if summary.failed:
         lines.append(f"  {len(summary.failed)} failed run(s), listed under 'Failed runs'")

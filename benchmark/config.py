@@ -169,6 +169,7 @@ class GridFile:
     envs: list[str] | None = None
     seeds: int | list[int] | None = None
     profile: str | None = None
+    expert_draw: str | None = None  # benchmark.grid.EXPERT_DRAWS
     overrides: Overrides = dataclasses.field(default_factory=dict)
 
 
@@ -184,7 +185,8 @@ def load_grid_file(path: str | Path) -> GridFile:
                          f"{str(e).splitlines()[0]}") from None
     raw = raw or {}
     if not isinstance(raw, dict):
-        raise BenchError(f"config file {path} must hold a mapping (methods, envs, seeds, profile, overrides)")
+        raise BenchError(f"config file {path} must hold a mapping (methods, envs, seeds, profile, expert_draw, "
+                         f"overrides)")
     known = {f.name for f in dataclasses.fields(GridFile)}
     unknown = set(raw) - known
     if unknown:
@@ -197,7 +199,7 @@ def load_grid_file(path: str | Path) -> GridFile:
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
         raise BenchError(f"config file {path}: 'overrides' must map method -> {{key: value}}")
     return GridFile(methods=as_list(raw.get("methods")), envs=as_list(raw.get("envs")), seeds=raw.get("seeds"),
-                    profile=raw.get("profile"), overrides=overrides)
+                    profile=raw.get("profile"), expert_draw=raw.get("expert_draw"), overrides=overrides)
 
 
 def parse_seeds(value: int | str | list[int]) -> list[int]:

@@ -13,6 +13,20 @@ from envs.tasks import get_task
 from methods.registry import get_method
 
 
+# How D^E is drawn from the expert dataset (a run setting, stored in ``settings`` when not the default):
+EXPERT_DRAWS = {
+    "first": "the first expert_episodes episodes in file order (the paper's protocol)",
+    "seeded": "expert_episodes distinct episodes drawn per run seed (numpy SeedSequence of the seed)",
+}
+DEFAULT_EXPERT_DRAW = "first"
+
+
+def check_expert_draw(value: str) -> str:
+    if value not in EXPERT_DRAWS:
+        raise BenchError(f"unknown expert draw {value!r}; valid draws: {', '.join(EXPERT_DRAWS)}")
+    return value
+
+
 @dataclass(frozen=True)
 class RunSpec:
     method: str
@@ -51,10 +65,12 @@ def unique(values: list, what: str, note=None) -> list:
 
 
 def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile: Profile,
-                overrides: Overrides | None = None, note=None) -> list[RunSpec]:
+                overrides: Overrides | None = None, note=None, expert_draw: str = DEFAULT_EXPERT_DRAW) -> list[RunSpec]:
     """Validate every name, override and Config value up front, then list the runs (method-major order);
-    repeated methods, tasks or seeds are dropped (``note`` hears about it)."""
+    repeated methods, tasks or seeds are dropped (``note`` hears about it). ``expert_draw``: see EXPERT_DRAWS."""
     overrides = overrides or {}
+    # the default draw is left out of the settings, so the run keys of runs from before the setting stay the same
+    draw = {} if check_expert_draw(expert_draw) == DEFAULT_EXPERT_DRAW else {"expert_draw": expert_draw}
     methods, tasks, seeds = unique(methods, "method", note), unique(tasks, "task", note), unique(seeds, "seed", note)
     for method in overrides:
         if method not in methods:
@@ -73,7 +89,7 @@ def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile:
             resolved = resolve_config(cls, profile.method_overrides.get(method, {}), user, owned)
             validate_config(resolved, method)
             config = config_dict(resolved)
-            settings = {**profile.settings(), "num_steps": steps}
+            settings = {**profile.settings(), "num_steps": steps, **draw}
             for seed in seeds:
                 specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, settings))
     return specs

@@ -16,7 +16,7 @@ class Profile:
     eval_every: int         # evaluate (and checkpoint) every this many updates, and at the end
     eval_episodes: int      # deterministic evaluation episodes per evaluation
     log_every: int          # training scalars are synced, checked for NaN and logged this often
-    expert_episodes: int = 5  # D^E = the first this many expert episodes (SPEC §2)
+    expert_episodes: int = 5  # D^E = this many expert episodes (SPEC §2: the first ones; see grid.EXPERT_DRAWS)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method phase budgets
     method_steps: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> family -> num_steps
 

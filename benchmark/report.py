@@ -62,6 +62,7 @@ class ReportSummary:
     incomplete: dict[str, str]
     failed: list[str]
     warnings: list[str]
+    expert_draw: str = ""  # expert_draw_line of the done runs
 
 
 @dataclass
@@ -427,6 +428,27 @@ def same_scale_tasks(done: list[dict]) -> list[str]:
     return [task for task, found in sources.items() if found == {"imported-d4rl"}]
 
 
+def expert_draws(runs: list[dict]) -> dict[str, set[str]]:
+    """{D^E draw: variants run under it}; results from before ``data.expert_draw`` existed used "first"."""
+    draws: dict[str, set[str]] = defaultdict(set)
+    for r in runs:
+        draws[(r.get("data") or {}).get("expert_draw", "first")].add(variant_of(r))
+    return dict(draws)
+
+
+def expert_draw_line(runs: list[dict]) -> str:
+    """Which D^E the runs used, one line; "MIXED" with the variants under each draw when they differ."""
+    counts = sorted({c for r in runs if (c := (r.get("data") or {}).get("expert_episodes")) is not None})
+    n = "/".join(map(str, counts)) + " " if counts else ""
+    labels = {"first": f"first {n}expert episodes (paper protocol)", "seeded": f"{n}episodes drawn per seed"}
+    draws = expert_draws(runs) or {"first": set()}
+    if len(draws) == 1:
+        draw = next(iter(draws))
+        return f"D^E: {labels.get(draw, draw)}."
+    parts = [f"{labels.get(draw, draw)} for {', '.join(sorted(names))}" for draw, names in sorted(draws.items())]
+    return f"D^E: MIXED draws, {'; '.join(parts)}."
+
+
 # ---------------------------------------------------------------- the report
 
 @dataclass
@@ -524,7 +546,8 @@ def build_sections(d: ReportData) -> list[Section]:
     setup = (f"Profile `{d.profile}`: {len(d.done)} done runs of {len(variants)} variant(s), {len(d.failed)} failed. "
              "Scores are normalized, 100 * (R - min) / (max - min); cells are mean ± SE over seeds "
              "(SE = std/sqrt(n), std with ddof 1; — when n = 1). Aggregates: rliable, 95% stratified-bootstrap "
-             f"percentile CIs over runs, {d.reps} bootstrap reps, numpy seed {d.seed}; only complete variants.")
+             f"percentile CIs over runs, {d.reps} bootstrap reps, numpy seed {d.seed}; only complete variants. "
+             + expert_draw_line(d.done))
     aggregate = (f"IQM, mean, median and optimality gap (gamma = {GAMMA:g}) over all runs and tasks, point [95% CI]."
                  if d.complete else "no complete variant: " + ("see Incomplete variants" if variants else "no done runs"))
     if d.complete and d.per_task[d.per_task["variant"].isin(d.complete)]["n"].min() == 1:
@@ -684,6 +707,10 @@ def compute(results_dir: ResultsDirs, profile: str | None = None, reps: int = BO
     curves, skipped = curve_frame(done)
     if skipped:
         warn(f"learning curves skip {len(skipped)} run(s) on a minority step grid: {', '.join(skipped)}")
+    if len(draws := expert_draws(done)) > 1:
+        both = sorted(v for v in set.union(*draws.values()) if sum(v in names for names in draws.values()) > 1)
+        warn(expert_draw_line(done) + (f" Under several draws (several runs per seed): {', '.join(both)}."
+                                       if both else ""))
     per_task = per_task_table(scores, paper)
     return ReportData(profile, reps, seed, done, failed, warnings, scores, per_task, incomplete, sorted(matrices),
                       aggregate_estimates(matrices, reps, seed), improvement_estimates(matrices, reps, seed),
@@ -721,4 +748,4 @@ def write_report(results_dir: ResultsDirs, out_dir: Path, profile: str | None = 
         (out_dir / name).write_text(text, encoding="utf-8")
         paths.append(out_dir / name)
     return ReportSummary(out_dir, d.profile, paths, markdown, d.complete, d.incomplete,
-                         [r["run_key"] for r in d.failed], d.warnings)
+                         [r["run_key"] for r in d.failed], d.warnings, expert_draw_line(d.done) if d.done else "")

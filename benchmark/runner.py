@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from benchmark.config import resolve_config
-from benchmark.grid import RunSpec
+from benchmark.grid import DEFAULT_EXPERT_DRAW, RunSpec, check_expert_draw
 from benchmark.locks import RunBusy, run_locks
 from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger, progress_bar
 from benchmark.profiles import get_profile
@@ -113,14 +113,34 @@ def _transitions(flat) -> Transitions:
                        flat.episode_starts)
 
 
-def load_imitation_data(task: TaskSpec, scale: str, expert_episodes: int) -> ImitationData:
-    """D^E = the first ``expert_episodes`` episodes of the expert dataset; D^S = the supplementary set."""
+def load_imitation_data(task: TaskSpec, scale: str, expert_episodes: int, expert_draw: str = DEFAULT_EXPERT_DRAW,
+                        seed: int = 0) -> ImitationData:
+    """D^E = ``expert_episodes`` episodes of the expert dataset (by default the first ones, the paper's protocol;
+    see ``expert_episode_ids``); D^S = the supplementary set."""
+    return load_imitation_data_with_ids(task, scale, expert_episodes, expert_draw, seed)[0]
+
+
+def load_imitation_data_with_ids(task: TaskSpec, scale: str, expert_episodes: int, expert_draw: str,
+                                 seed: int) -> tuple[ImitationData, list[int]]:
+    """``load_imitation_data`` and the expert dataset's episode indices that form D^E."""
     expert = _transitions(load_flat(dataset_id(task, "expert", scale), task, scale))
     supplementary = _transitions(load_flat(dataset_id(task, "supplementary", scale), task, scale))
     if expert.num_episodes < expert_episodes:
         raise BenchError(f"{dataset_id(task, 'expert', scale)} holds {expert.num_episodes} episodes, "
                          f"D^E needs {expert_episodes}")
-    return ImitationData.build(expert.first_episodes(expert_episodes), supplementary)
+    ids = expert_episode_ids(expert_draw, expert.num_episodes, expert_episodes, seed)
+    return ImitationData.build(expert.episodes(ids), supplementary), ids
+
+
+def expert_episode_ids(draw: str, available: int, count: int, seed: int) -> list[int]:
+    """The expert episodes (indices in file order) that form D^E under ``draw`` (benchmark.grid.EXPERT_DRAWS):
+    "first": 0 .. count-1; "seeded": ``count`` distinct ones, sorted, drawn by a generator of the run seed (its
+    SeedSequence's first child, a stream apart from ``default_rng(seed)``), so each seed has its own D^E and the
+    same seed always the same. The task plays no part: sparse/dense twins, trained once, share D^E."""
+    if check_expert_draw(draw) == "first":
+        return list(range(count))
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+    return sorted(rng.choice(available, size=count, replace=False).tolist())
 
 
 def data_source(task: TaskSpec, scale: str) -> str:
@@ -206,7 +226,9 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
     torch.set_flush_denormal(True)
     if options.threads:
         torch.set_num_threads(options.threads)
-    data = load_imitation_data(task, profile.data, profile.expert_episodes)
+    expert_draw = spec.settings.get("expert_draw", DEFAULT_EXPERT_DRAW)
+    data, expert_ids = load_imitation_data_with_ids(task, profile.data, profile.expert_episodes, expert_draw,
+                                                    spec.seed)
     bases = []
     for s, t, d in zip(specs, tasks, directories):
         d.mkdir(parents=True, exist_ok=True)
@@ -219,7 +241,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
                 "evaluation": protocol(t, profile.eval_episodes, s.seed),
                 "data": {"source": data_source(t, profile.data), "expert": dataset_id(t, "expert", profile.data),
                          "supplementary": dataset_id(t, "supplementary", profile.data),
-                         "expert_episodes": data.expert.num_episodes, "expert_steps": len(data.expert),
+                         "expert_episodes": data.expert.num_episodes, "expert_draw": expert_draw,
+                         "expert_episode_ids": expert_ids, "expert_steps": len(data.expert),
                          "supplementary_steps": len(data.supplementary)}}
         if twins:
             base["trained_with"] = [o.run_key for o in specs if o is not s]

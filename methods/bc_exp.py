@@ -1,7 +1,9 @@
 """BC-exp: behaviour cloning on the few expert episodes D^E only (the paper's lower baseline).
 
-Deterministic tanh-MLP with MSE (default) or a tanh-Gaussian policy with NLL; Adam 3e-4, batch 256,
-states z-scored with D^E u D^S statistics as for every method.
+Deterministic tanh-MLP with MSE (default) or a tanh-Gaussian policy with NLL; Adam 3e-4 with weight decay 5e-3,
+batch 256, states z-scored with D^E u D^S statistics as for every method. The weight decay is the official SRA
+code's (its DeterministicBC: ``torch.optim.Adam(..., weight_decay=0.005)``): plain Adam's coupled L2 (the decay
+term is added to the gradient before Adam's moments), not AdamW's decoupled decay.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ class Config:
     policy: Literal["deterministic", "gaussian"] = "deterministic"        # deterministic (MSE) | gaussian (tanh-Gaussian NLL)
     hidden_dims: tuple[int, ...] = (256, 256)
     lr: float = 3e-4
+    weight_decay: float = 5e-3  # Adam's coupled L2, as the official SRA code's BC; 0 turns it off
     batch_size: int = 256
 
 
@@ -42,7 +45,7 @@ class BCExp(Method):
             raise ValueError(f"bc-exp policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
         actor_cls = TanhGaussianActor if config.policy == "gaussian" else DeterministicActor
         self.actor = actor_cls(task.obs_dim, task.act_dim, config.hidden_dims).to(self.device)
-        self.optimizer = adam(self.actor.parameters(), config.lr)
+        self.optimizer = adam(self.actor.parameters(), config.lr, config.weight_decay)
         self.sampler = UniformSampler(data.expert, data.normalizer, config.batch_size, seed, self.device)
 
     def update(self, step: int) -> dict[str, float]:

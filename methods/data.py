@@ -35,6 +35,13 @@ class Transitions:
         end = len(self) if n == self.num_episodes else int(self.episode_starts[n])
         return self.select(np.arange(end), self.episode_starts[:n])
 
+    def episodes(self, ids) -> "Transitions":
+        """The episodes ``ids`` (indices in file order), in the order given."""
+        bounds = self.episode_bounds()
+        parts = [np.arange(*bounds[i]) for i in ids]
+        starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
+        return self.select(np.concatenate(parts), starts)
+
     def without_last(self) -> "Transitions":
         """Drop every episode's final transition (SRA's data handling: no done flag reaches a Q target)."""
         ends = np.append(self.episode_starts[1:], len(self)) - 1

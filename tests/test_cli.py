@@ -33,6 +33,7 @@ def assert_one_line_error(code: int, output: str, *fragments: str):
     (["run", "--set", "nokey"], ["--set expects key=value"]),
     (["run", "--seeds", "a,b"], ["--seeds expects"]),
     (["run", "--device", "tpu"], ["unknown device 'tpu'"]),
+    (["run", "--expert-draw", "random"], ["unknown expert draw 'random'", "valid draws: first, seeded"]),
     (["run", "--executor", "ray", "--device", "cuda"], ["needs --gpus-per-run"]),
     (["data", "generate", "--envs", "maze2d-tiny"], ["unknown task"]),
 ])
@@ -54,6 +55,9 @@ def test_config_file_errors(tmp_path):
     bad.write_text("methods: [bc-exp\n")
     assert_one_line_error(*bench("run", "--config", str(bad)), "not valid YAML")
     assert_one_line_error(*bench("run", "--config", str(tmp_path / "none.toml")), "not found")
+    bad.write_text("expert_draw: last\n")
+    assert_one_line_error(*bench("run", "--config", str(bad), "--out", str(tmp_path)),
+                          "unknown expert draw 'last'; valid draws: first, seeded")
 
 
 def test_config_file_drives_a_run(umaze_smoke, tmp_path):
@@ -65,6 +69,20 @@ def test_config_file_drives_a_run(umaze_smoke, tmp_path):
     assert "bc-exp[lr=0.001]" in output and "maze2d-umaze-sparse" in output
     results = list((tmp_path / "res").glob("runs/bc-exp/maze2d-umaze-sparse/seed0-*/result.json"))
     assert len(results) == 1
+
+
+def test_expert_draw_from_the_cli_gets_its_own_run_key_and_is_recorded(umaze_smoke, tmp_path):
+    from benchmark.runner import expert_episode_ids
+    code, output = bench("run", "--envs", "maze2d-umaze-sparse", "--seeds", "1", "--profile", "smoke",
+                         "--expert-draw", "seeded", "--out", str(tmp_path / "res"), "--no-progress", "--workers", "1")
+    assert code == 0, output
+    [path] = (tmp_path / "res").glob("runs/bc-exp/maze2d-umaze-sparse/seed0-*/result.json")
+    result = json.loads(path.read_text())
+    assert result["settings"]["expert_draw"] == result["data"]["expert_draw"] == "seeded"
+    assert result["data"]["expert_episode_ids"] == expert_episode_ids("seeded", 10, 5, 0)  # smoke: 10 episodes
+    code, output = bench("report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "rep"),
+                         "--reps", "100")
+    assert code == 0 and "D^E: 5 episodes drawn per seed." in output, output
 
 
 def test_report_on_an_empty_directory(tmp_path):

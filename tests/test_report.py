@@ -21,9 +21,10 @@ STEPS = [0, 1000, 2000]
 
 def write_run(root: Path, method: str, task: str, seed: int, last: float, best: float | None = None, *,
               profile: str = "quick", status: str = "done", error: str | None = None,
-              steps: list[int] = STEPS, variant: str | None = None) -> str:
-    """One synthetic result.json in the store layout; returns its run key."""
-    run_key = f"{method}/{task}/seed{seed}-1a2b3c4d"
+              steps: list[int] = STEPS, variant: str | None = None, expert_draw: str | None = None) -> str:
+    """One synthetic result.json in the store layout; returns its run key. Without ``expert_draw`` its ``data``
+    is as written before that field existed."""
+    run_key = f"{method}/{task}/seed{seed}-{'1a2b3c4d' if expert_draw is None else expert_draw}"
     best = last if best is None else best
     result = {
         "schema": 1, "run_key": run_key, "method": method, "variant": variant or method, "task": task,
@@ -37,6 +38,8 @@ def write_run(root: Path, method: str, task: str, seed: int, last: float, best: 
         "final_score": None if status == "failed" else last, "best_score": None if status == "failed" else best,
         "best_step": 2000, "wall_time_s": 1.0, "steps_per_s": 2000.0, "phase_times_s": {},
     }
+    if expert_draw is not None:
+        result["data"].update(expert_draw=expert_draw, expert_episodes=5)
     atomic_write_json(root / "runs" / run_key / "result.json", result)
     return run_key
 
@@ -358,3 +361,21 @@ def test_model_error_and_coverage_tables_average_over_seeds():
     coverage = report.coverage_table(runs)
     assert list(coverage.columns) == ["variant", "task", "round 1", "round 2"]
     assert coverage.iloc[0]["round 1"] == "55% / 20%" and coverage.iloc[0]["round 2"] == "90% / 40%"
+
+
+def test_report_says_which_expert_draw_the_results_used(built, tmp_path):
+    assert "D^E: first expert episodes (paper protocol)." in built["summary"].markdown  # no field: "first"
+    root = tmp_path / "results"
+    for seed in range(2):
+        write_run(root, "bc-exp", T1, seed, 40.0, expert_draw="first")
+        write_run(root, "uds", T1, seed, 60.0, expert_draw="seeded")
+    summary = write_report(root, tmp_path / "one", reps=REPS, variants=["bc-exp"])
+    assert summary.expert_draw == "D^E: first 5 expert episodes (paper protocol)." and not summary.warnings
+    summary = write_report(root, tmp_path / "mixed", reps=REPS)
+    line = "D^E: MIXED draws, first 5 expert episodes (paper protocol) for bc-exp; 5 episodes drawn per seed for uds."
+    assert line in summary.markdown and summary.expert_draw == line
+    assert summary.warnings == [line]
+    write_run(root, "bc-exp", T1, 0, 30.0, expert_draw="seeded")  # bc-exp seed 0 under both draws
+    summary = write_report(root, tmp_path / "both", reps=REPS)
+    assert "Under several draws (several runs per seed): bc-exp." in summary.warnings[0]
+    assert "several runs of one seed" in summary.incomplete["bc-exp"]

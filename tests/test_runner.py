@@ -10,8 +10,10 @@ import torch
 from benchmark.executor import run_grid
 from benchmark.grid import expand_grid
 from benchmark.profiles import get_profile
-from benchmark.runner import RunOptions, SimulatedKill, run_one, run_shared
+from benchmark.runner import (RunOptions, SimulatedKill, expert_episode_ids, load_imitation_data, run_one,
+                              run_shared)
 from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
+from envs import BenchError
 from methods import registry
 from methods.bc_exp import BCExp
 
@@ -100,7 +102,64 @@ def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path
     result = run_one(tuned, options(tmp_path))
     stored = json.loads((run_dir(tmp_path, tuned.run_key) / RESULT_FILE).read_text())
     assert stored["config"]["lr"] == 1e-3 and stored["overrides"] == {"lr": 1e-3}
+    assert stored["data"]["expert_draw"] == "first" and stored["data"]["expert_episode_ids"] == [0, 1, 2, 3, 4]
     assert result["settings"]["num_steps"] == SMOKE.num_steps and stored["git_commit"] != ""
+
+
+# run keys of default runs as stored before issue 18's run settings: a new setting at its default (or a change to
+# how keys are hashed) must leave them byte-identical, or finished results would be trained again. A method's own
+# Config change moves only that method's keys (update its pin then, and say so in the commit).
+PINNED_RUN_KEYS = {
+    ("bc-exp", "quick"): "bc-exp/maze2d-umaze-sparse/seed0-f47375f8",
+    ("bc-exp", "paper"): "bc-exp/maze2d-umaze-sparse/seed0-52c08070",
+    ("uds", "quick"): "uds/maze2d-umaze-sparse/seed0-caf8e414",
+    ("uds", "paper"): "uds/maze2d-umaze-sparse/seed0-77a1d0c8",
+    ("sra", "quick"): "sra/maze2d-umaze-sparse/seed0-2ed2b4d0",
+    ("sra", "paper"): "sra/maze2d-umaze-sparse/seed0-bb065fa2",
+}
+
+
+@pytest.mark.parametrize("method, profile", sorted(PINNED_RUN_KEYS))
+def test_default_run_keys_are_unchanged(method, profile):
+    run_spec = expand_grid([method], ["maze2d-umaze-sparse"], [0], get_profile(profile))[0]
+    assert run_spec.run_key == PINNED_RUN_KEYS[(method, profile)]
+
+
+# ------------------------------------------------------------------ issue 18: the D^E draw
+def test_seeded_expert_draw_differs_between_seeds_and_repeats_for_a_seed():
+    draws = [expert_episode_ids("seeded", 100, 5, seed) for seed in range(4)]
+    assert len({tuple(d) for d in draws}) == 4
+    assert draws == [expert_episode_ids("seeded", 100, 5, seed) for seed in range(4)]
+    assert all(d == sorted(set(d)) and len(d) == 5 and 0 <= d[0] and d[-1] < 100 for d in draws)
+    assert expert_episode_ids("first", 100, 5, 3) == [0, 1, 2, 3, 4]
+    with pytest.raises(BenchError, match="unknown expert draw 'random'; valid draws: first, seeded"):
+        expert_episode_ids("random", 100, 5, 0)
+
+
+def test_first_draw_is_the_first_episodes_and_seeded_takes_the_drawn_ones(umaze_smoke):
+    from envs.datasets import dataset_id, load_flat
+    from methods.data import Transitions
+    flat = load_flat(dataset_id(umaze_smoke, "expert", "smoke"), umaze_smoke, "smoke")
+    raw = Transitions(flat.observations, flat.actions, flat.next_observations, flat.terminals, flat.timeouts,
+                      flat.episode_starts)
+    first = load_imitation_data(umaze_smoke, "smoke", 5).expert  # the default: the paper's protocol
+    assert all((getattr(first, k) == getattr(raw.first_episodes(5), k)).all()
+               for k in ("observations", "actions", "episode_starts"))
+    seeded = load_imitation_data(umaze_smoke, "smoke", 5, "seeded", seed=1).expert
+    ids = expert_episode_ids("seeded", raw.num_episodes, 5, 1)
+    assert ids != [0, 1, 2, 3, 4] and seeded.num_episodes == 5
+    for (a, b), i in zip(seeded.episode_bounds(), ids):
+        start, end = raw.episode_bounds()[i]
+        assert (seeded.observations[a:b] == raw.observations[start:end]).all()
+
+
+def test_expert_draw_is_a_run_setting_only_when_not_the_default():
+    default, seeded = (expand_grid(["bc-exp"], ["maze2d-umaze-sparse"], [0], SMOKE, expert_draw=d)[0]
+                       for d in ("first", "seeded"))
+    assert "expert_draw" not in default.settings and default.run_key == spec().run_key
+    assert seeded.settings["expert_draw"] == "seeded" and seeded.run_key != default.run_key
+    with pytest.raises(BenchError, match="valid draws: first, seeded"):
+        expand_grid(["bc-exp"], ["maze2d-umaze-sparse"], [0], SMOKE, expert_draw="last")
 
 
 @dataclass(frozen=True)
