@@ -137,18 +137,26 @@ def data_fetch(envs: str, profile: str | None, force: bool) -> None:
 
 @data_group.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--task", "task_name", required=True, help="The task the file is for, e.g. hopper-medium.")
+@click.option("--task", "task_name", required=True,
+              help="The task the file is for, e.g. hopper-medium or maze2d-umaze-sparse.")
 @click.option("--kind", type=click.Choice(["expert", "supplementary"]), required=True,
-              help="expert: D^E's dataset (the first 5 episodes are used); supplementary: D^S's (medium or medium-expert).")
+              help="expert: D^E's dataset (the first 5 episodes are used); supplementary: D^S's "
+                   "(locomotion: medium or medium-expert).")
 @click.option("--profile", default=None, help="Store under this profile's dataset ids (default: quick).")
 @click.option("--force", is_flag=True, help="Replace a dataset that already exists.")
 def data_import(file: str, task_name: str, kind: str, profile: str | None, force: bool) -> None:
-    """Import a D4RL HDF5 file (observations, actions, rewards, terminals, timeouts[, next_observations])."""
+    """Import a D4RL file: HDF5 as D4RL ships them, or the official SRA code's .npz (observations, actions, rewards,
+    terminals, timeouts[, next_observations]).
+
+    Locomotion rows are taken as they are. Maze2d files hold (x, y, vx, vy) rows in D4RL's frame for the
+    task's maze: they are converted to Gymnasium's frame, their first episodes replayed in the env (a file
+    that diverges is refused) and their rewards recomputed with D4RL's geometry; an expert import also
+    measures the map's reference returns."""
     from benchmark.profiles import DEFAULT_PROFILE, get_profile
     from envs.external import import_d4rl
     from envs.tasks import get_task
     scale = get_profile(profile or DEFAULT_PROFILE).data
-    import_d4rl(file, get_task(task_name), kind, scale, force=force, log=click.echo)
+    import_d4rl(file, get_task(task_name), kind, scale, force=force, log=click.echo, progress_factory=progress_bar)
 
 
 @data_group.command("train-policies")

@@ -1,16 +1,23 @@
-"""Locomotion data from elsewhere, converted to this suite's Minari datasets (labelled by source).
+"""Data from elsewhere, converted to this suite's Minari datasets (labelled by source).
 
 - ``fetch_locomotion``: Minari's remote ``mujoco/<robot>/{expert,medium}-v0`` (Gymnasium v5 envs, D4RL's
   recipe; needs network and ``pip install -e '.[fetch]'``). Offline it fails in seconds: a TCP connect to
   the remote (or the HTTPS proxy) with a short timeout comes first, so nothing hangs.
-- ``import_d4rl``: a D4RL HDF5 file (``observations``, ``actions``, ``rewards``, ``terminals``, ``timeouts``;
-  ``next_observations`` if present) for one task and kind, shape-checked against the task's env.
+- ``import_d4rl``: a D4RL file (``observations``, ``actions``, ``rewards``, ``terminals``, ``timeouts``;
+  ``next_observations`` if present), HDF5 as D4RL ships them or ``.npz`` as the official SRA code does, for
+  one task and kind, shape-checked against the task's env.
 
 Episodes are split after every terminal or timeout; data ending mid-episode end in a truncation. Ant:
 D4RL-v2 rows (111) and Minari-v5 rows (105) keep their first 27 columns, the task's qpos[2:] + qvel
 observation (envs/tasks.py says why). Without ``next_observations`` an episode's final observation is
 unknown: a timeout's last transition is dropped (D4RL's ``qlearning_dataset`` does the same) and a
 terminal's next observation repeats its observation (the done flag masks it in every Q target).
+
+Maze2d files are in D4RL's frame (envs/d4rl_maze.py): observations and actions are converted to
+Gymnasium's; a point inside a wall (a file for another maze: it replays fine in open corridors) or a replay
+of the first episodes in the task's env that leaves the file's positions (another frame, perturbed data)
+refuses the file; the rewards are recomputed with D4RL's geometry from the converted next positions (the
+file's own rewards are not stored).
 """
 from __future__ import annotations
 
@@ -33,6 +40,13 @@ CONNECT_TIMEOUT_S = 3.0
 D4RL_KEYS = ("observations", "actions", "rewards", "terminals", "timeouts")
 # columns kept from wider observation layouts of the same robot: {robot: {width: columns}}
 COMPATIBLE_WIDTHS = {"ant": {105: 27, 111: 27}}
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+ZIP_SIGNATURE = b"PK"  # .npz archives are zip files
+# maze2d replay check: the first REPLAY_EPISODES episodes, REPLAY_STEPS actions each, must land within
+# REPLAY_TOLERANCE of the file's positions (a float32 file written by this suite's env replays to ~5e-7)
+REPLAY_EPISODES, REPLAY_STEPS, REPLAY_TOLERANCE = 3, 50, 0.05
+WALL_TOLERANCE = 0.05  # how deep inside a wall cell a maze2d position may lie (the point's radius keeps it out)
+REFERENCE_SEED = 0  # maze_reference's seed for an imported maze2d expert dataset
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -74,20 +88,26 @@ def _episodes_from_flat(obs, actions, rewards, terminals, timeouts, next_obs):
     return episodes
 
 
-def _write(task: TaskSpec, ds_id: str, episodes, name: str, extra: dict, description: str) -> None:
+def _write(task: TaskSpec, ds_id: str, episodes, name: str, extra: dict, description: str,
+           reference: dict | None = None) -> None:
+    """``reference``: {reward type: {"min", "max"}} stored as ``bench_reference`` (default: the task's fixed one;
+    none for a maze2d supplementary dataset, whose references live with the expert dataset)."""
     from envs.datasets import _write_dataset
-    reference = {task.reward_type: task.fixed_reference()}
-    _write_dataset(ds_id, task, episodes, reference,
-                   {"bench_reference": reference, "bench_kind": "expert" if name == "expert" else "supplementary",
-                    "bench_dataset": name, "bench_mean_return": float(np.mean([e.rewards.sum() for e in episodes])),
-                    **extra}, description, algorithm_name=extra["bench_source"])
+    if reference is None and task.fixed_reference() is not None:
+        reference = {task.reward_type: task.fixed_reference()}
+    metadata = {"bench_kind": "expert" if name == "expert" else "supplementary", "bench_dataset": name,
+                "bench_mean_return": float(np.mean([e.rewards.sum() for e in episodes])), **extra}
+    if reference is not None:
+        metadata["bench_reference"] = reference
+    _write_dataset(ds_id, task, episodes, reference or {task.reward_type: {"min": None, "max": None}}, metadata,
+                   description, algorithm_name=extra["bench_source"])
 
 
 def _require_locomotion(task: TaskSpec, what: str) -> None:
     if task.family != "locomotion":
-        raise BenchError(f"{what} covers the locomotion tasks; {task.name} is {task.family}: D4RL's maze2d data come "
-                         f"from mujoco-py maze2d, not this suite's PointMaze, so build them with "
-                         f"`bench data generate --envs {task.group}`")
+        raise BenchError(f"{what} covers the locomotion tasks; {task.name} is {task.family}: build its data with "
+                         f"`bench data generate --envs {task.group}`, or import D4RL's maze2d file with "
+                         f"`bench data import FILE --task {task.name} --kind ...`")
 
 
 # -------------------------------------------------------------------------------------------- fetch
@@ -163,23 +183,38 @@ def fetch_locomotion(task: TaskSpec, scale: str, force: bool = False, log=print)
 
 
 # ------------------------------------------------------------------------------------------- import
-def read_d4rl(path: str | Path, task: TaskSpec) -> dict[str, np.ndarray | None]:
-    """The D4RL arrays of ``path``, validated against ``task``; one-line BenchErrors otherwise."""
-    import h5py
-    path = Path(path)
-    if not path.is_file():
-        raise BenchError(f"{path}: no such file")
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    """D4RL's keys (and ``next_observations`` if present) from an HDF5 file or an .npz archive."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    suffix = path.suffix.lower()
+    if head == HDF5_SIGNATURE or (suffix in (".hdf5", ".h5", ".hdf") and not head.startswith(ZIP_SIGNATURE)):
+        import h5py
+        kind, opener = "HDF5 file", lambda: h5py.File(path, "r")
+    elif head.startswith(ZIP_SIGNATURE) or suffix == ".npz":
+        kind, opener = ".npz archive", lambda: np.load(path, allow_pickle=False)
+    else:
+        raise BenchError(f"{path} is neither an HDF5 file nor an .npz archive; pass D4RL's HDF5 file or the official "
+                         f"SRA data's .npz (keys {', '.join(D4RL_KEYS)})")
     try:
-        with h5py.File(path, "r") as f:
+        with opener() as f:
             missing = [k for k in D4RL_KEYS if k not in f]
             if missing:
                 raise BenchError(f"{path} lacks D4RL key(s) {', '.join(missing)} (has: {', '.join(sorted(f.keys()))}); "
                                  f"expected {', '.join(D4RL_KEYS)} [+ next_observations]")
-            arrays = {k: np.asarray(f[k]) for k in (*D4RL_KEYS, "next_observations") if k in f}
+            return {k: np.asarray(f[k]) for k in (*D4RL_KEYS, "next_observations") if k in f}
     except BenchError:
         raise
-    except Exception as e:  # h5py raises OSError/KeyError/... on damaged files
-        raise BenchError(f"{path} is not a readable HDF5 file ({type(e).__name__}: {e}); corrupt or truncated?") from None
+    except Exception as e:  # h5py/zipfile raise OSError/KeyError/BadZipFile/... on damaged files
+        raise BenchError(f"{path} is not a readable {kind} ({type(e).__name__}: {e}); corrupt or truncated?") from None
+
+
+def read_d4rl(path: str | Path, task: TaskSpec) -> dict[str, np.ndarray | None]:
+    """The D4RL arrays of ``path`` (HDF5 or .npz), validated against ``task``; one-line BenchErrors otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise BenchError(f"{path}: no such file")
+    arrays = _read_arrays(path)
     obs, actions = arrays["observations"], arrays["actions"]
     n = len(actions)
     if obs.ndim != 2 or actions.ndim != 2 or n == 0:
@@ -207,27 +242,115 @@ def read_d4rl(path: str | Path, task: TaskSpec) -> dict[str, np.ndarray | None]:
     return arrays
 
 
-def import_d4rl(path: str | Path, task: TaskSpec, kind: str, scale: str, force: bool = False, log=print) -> str:
-    """Store a D4RL HDF5 file as ``task``'s ``kind`` dataset (expert | supplementary) at ``scale``'s id,
-    labelled ``imported-d4rl``; return the dataset id."""
-    from envs.datasets import KINDS, dataset_id, dataset_name, dataset_source, dataset_status
-    _require_locomotion(task, "bench data import")
+def maze_episodes(arrays: dict, task: TaskSpec, env) -> list:
+    """A maze2d file's arrays (D4RL's frame) as episodes in Gymnasium's frame, rewarded with D4RL's geometry
+    around the task's goal (sparse in ``rewards``, dense in ``dense_rewards``) from each next position."""
+    from envs import d4rl_maze as dm
+    from envs.maze import MazeGrid
+    walls = MazeGrid.from_env(env).walls
+    frame = dm.Frame(*walls.shape)
+    target = frame.cell_point(task.goal_cell)
+    n = len(arrays["actions"])
+    episodes = _episodes_from_flat(frame.observation_to_gym(arrays["observations"]),
+                                   frame.vector_to_gym(arrays["actions"]).astype(np.float32), np.zeros(n),
+                                   arrays["terminals"].astype(bool), arrays["timeouts"].astype(bool),
+                                   None if arrays.get("next_observations") is None
+                                   else frame.observation_to_gym(arrays["next_observations"]))
+    for e in episodes:
+        e.rewards, e.dense_rewards = dm.rewards(e.observations[1:, :2], target)
+    return episodes
+
+
+def check_in_maze(episodes: list, walls: np.ndarray, task: TaskSpec, origin: str) -> None:
+    """Refuse positions inside a wall cell (by more than WALL_TOLERANCE) or off the map: a file for another maze
+    replays fine in open corridors, but its points cross this map's walls."""
+    rows, cols = walls.shape
+    for i, e in enumerate(episodes):
+        x, y = cols / 2 + e.observations[:, 0], rows / 2 - e.observations[:, 1]  # column, row coordinates
+        col, row = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+        inside = (row >= 0) & (row < rows) & (col >= 0) & (col < cols)
+        fx, fy = x - col, y - row
+        depth = np.minimum.reduce([fx, 1 - fx, fy, 1 - fy])
+        in_wall = ~inside | (walls[np.clip(row, 0, rows - 1), np.clip(col, 0, cols - 1)] & (depth > WALL_TOLERANCE))
+        if in_wall.any():
+            step = int(np.argmax(in_wall))
+            position = np.round(e.observations[step, :2], 3).tolist()
+            raise BenchError(f"{origin}: episode {i}, step {step}: the point at {position} (Gymnasium frame) lies "
+                             f"inside a wall of the maze2d-{task.maze_map} map or off it; is it a maze2d-{task.maze_map} "
+                             f"file in D4RL's frame?")
+
+
+def replay_errors(episodes: list, env, num_episodes: int = REPLAY_EPISODES,
+                  num_steps: int = REPLAY_STEPS) -> list[np.ndarray]:
+    """For each of the first ``num_episodes`` episodes, the distance between the position the env reaches
+    after each of its first ``num_steps`` actions (from the episode's first state) and the episode's own."""
+    errors = []
+    for e in episodes[:num_episodes]:
+        env.reset(seed=0)
+        env.unwrapped.point_env.set_state(e.observations[0, :2], e.observations[0, 2:4])
+        steps = min(num_steps, len(e.actions))
+        reached = np.array([env.step(a)[0]["observation"][:2] for a in e.actions[:steps]])
+        errors.append(np.linalg.norm(reached - e.observations[1:steps + 1, :2], axis=-1))
+    return errors
+
+
+def check_replay(episodes: list, env, task: TaskSpec, origin: str) -> float:
+    """Raise a one-line BenchError when a replayed episode diverges from the file; return the largest error."""
+    errors = replay_errors(episodes, env)
+    for i, error in enumerate(errors):
+        if (bad := np.flatnonzero(error > REPLAY_TOLERANCE)).size:
+            step = int(bad[0])
+            raise BenchError(f"{origin}: episode {i} does not replay in {task.env_id}: after step {step} the point is "
+                             f"{error[step]:.3g} from the file's position (tolerance {REPLAY_TOLERANCE} over the first "
+                             f"{REPLAY_STEPS} steps); is it a maze2d-{task.maze_map} file in D4RL's frame?")
+    return float(max(error.max(initial=0.0) for error in errors))
+
+
+def import_d4rl(path: str | Path, task: TaskSpec, kind: str, scale: str, force: bool = False, log=print,
+                progress_factory=None) -> str:
+    """Store a D4RL file (HDF5 or the official SRA .npz) as ``task``'s ``kind`` dataset (expert | supplementary)
+    at ``scale``'s id, labelled ``imported-d4rl``; return the dataset id. Maze2d files are converted from D4RL's
+    frame, replay-checked and rewarded as the module docstring says; their expert dataset gets the map's
+    reference returns (``maze_reference``: random episodes on the evaluation env vs the imported episodes)."""
+    from envs.datasets import DATA_SCALES, KINDS, dataset_id, dataset_name, dataset_source, dataset_status
     if kind not in KINDS:
         raise BenchError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     ds_id = dataset_id(task, kind, scale)
     if not force and dataset_status(ds_id) == "ok":
         raise BenchError(f"dataset {ds_id} exists already (source {dataset_source(ds_id)}); pass --force to replace it")
     a = read_d4rl(path, task)
-    episodes = _episodes_from_flat(a["observations"], a["actions"].astype(np.float32),
-                                   a["rewards"].astype(np.float64), a["terminals"].astype(bool),
-                                   a["timeouts"].astype(bool), a.get("next_observations"))
-    if not episodes:
-        raise BenchError(f"{path}: no complete transition to import")
+    extra = {"bench_source": "imported-d4rl", "bench_scale": scale, "bench_import_file": Path(path).name,
+             "bench_next_obs": "file" if "next_observations" in a else "reconstructed"}
+    reference = None
+    if task.family == "maze2d":
+        from envs.maze import MazeGrid, make_maze_env
+        env = make_maze_env(task)
+        try:
+            episodes = maze_episodes(a, task, env)
+            if not episodes:
+                raise BenchError(f"{path}: no complete transition to import")
+            check_in_maze(episodes, MazeGrid.from_env(env).walls, task, str(path))
+            extra.update(bench_frame="d4rl", bench_replay_error=check_replay(episodes, env, task, str(path)))
+        finally:
+            env.close()
+        if kind == "expert":
+            from envs.datasets import maze_reference
+            count = DATA_SCALES[scale].reference_episodes
+            bar = (progress_factory(total=count * task.max_episode_steps, desc=f"reference returns {task.group}")
+                   if progress_factory else None)
+            reference = maze_reference(task, episodes, count, REFERENCE_SEED, progress=bar.update if bar else None)
+            if bar:
+                bar.close()
+            extra.update(bench_reference_episodes=count, bench_seed=REFERENCE_SEED)
+    else:
+        episodes = _episodes_from_flat(a["observations"], a["actions"].astype(np.float32),
+                                       a["rewards"].astype(np.float64), a["terminals"].astype(bool),
+                                       a["timeouts"].astype(bool), a.get("next_observations"))
+        if not episodes:
+            raise BenchError(f"{path}: no complete transition to import")
     name = dataset_name(task, kind)
-    _write(task, ds_id, episodes, name,
-           {"bench_source": "imported-d4rl", "bench_scale": scale, "bench_import_file": Path(path).name,
-            "bench_next_obs": "file" if "next_observations" in a else "reconstructed"},
-           f"Imported from the D4RL HDF5 file {Path(path).name} for {task.env_id}.")
+    _write(task, ds_id, episodes, name, extra, f"Imported from the D4RL file {Path(path).name} for {task.env_id}.",
+           reference)
     log(f"{task.name}: imported {path} as {ds_id} ({len(episodes)} episodes, "
         f"{sum(len(e.actions) for e in episodes)} steps)")
     return ds_id
