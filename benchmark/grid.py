@@ -89,10 +89,18 @@ def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile:
             resolved = resolve_config(cls, profile.method_overrides.get(method, {}), user, owned)
             validate_config(resolved, method)
             config = config_dict(resolved)
-            settings = {**profile.settings(), "num_steps": steps, **draw}
+            settings = {**profile.settings(), "num_steps": steps, **draw, **_data_version(get_task(task))}
             for seed in seeds:
                 specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, settings))
     return specs
+
+
+def _data_version(task) -> dict[str, int]:
+    """The task's data and evaluation recipe version, in the settings (and so the run key) once it is past 0:
+    maze2d v1 is D4RL's data, scale and evaluation; a v0 result must not count as done for a v1 grid."""
+    from envs.datasets import DATA_VERSION
+    version = DATA_VERSION[task.family]
+    return {"data_version": version} if version else {}
 
 
 def _field_names(config_cls: type) -> set[str]:

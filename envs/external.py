@@ -90,16 +90,16 @@ def _episodes_from_flat(obs, actions, rewards, terminals, timeouts, next_obs):
 
 def _write(task: TaskSpec, ds_id: str, episodes, name: str, extra: dict, description: str,
            reference: dict | None = None) -> None:
-    """``reference``: {reward type: {"min", "max"}} stored as ``bench_reference`` (default: the task's fixed one;
-    none for a maze2d supplementary dataset, whose references live with the expert dataset)."""
+    """``reference``: {reward type: {"min", "max"}} stored as ``bench_reference`` (locomotion default: D4RL's;
+    maze2d: the own-expert scale, on the expert dataset only). Minari's reference scores are always D4RL's."""
     from envs.datasets import _write_dataset
-    if reference is None and task.fixed_reference() is not None:
+    if reference is None and task.family == "locomotion":
         reference = {task.reward_type: task.fixed_reference()}
     metadata = {"bench_kind": "expert" if name == "expert" else "supplementary", "bench_dataset": name,
                 "bench_mean_return": float(np.mean([e.rewards.sum() for e in episodes])), **extra}
     if reference is not None:
         metadata["bench_reference"] = reference
-    _write_dataset(ds_id, task, episodes, reference or {task.reward_type: {"min": None, "max": None}}, metadata,
+    _write_dataset(ds_id, task, episodes, {task.reward_type: task.fixed_reference()}, metadata,
                    description, algorithm_name=extra["bench_source"])
 
 

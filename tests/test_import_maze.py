@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from benchmark.cli import main
 from envs import BenchError
 from envs import d4rl_maze as dm
-from envs.datasets import dataset_id, dataset_source, load_flat, maze_reference, reference_returns
+from envs.datasets import dataset_id, dataset_source, load_flat, maze_reference, own_expert_reference, reference_returns
 from envs.external import REPLAY_TOLERANCE, import_d4rl, maze_episodes, replay_errors
 from envs.maze import MazeGrid, make_maze_env, set_goal
 from envs.tasks import get_task
@@ -116,7 +116,8 @@ def test_import_stores_our_env_states_and_d4rl_rewards(umaze_file, tmp_path, mon
     assert meta["bench_source"] == dataset_source(ds) == "imported-d4rl" and meta["bench_frame"] == "d4rl"
     assert meta["bench_replay_error"] < 1e-5
     expected = maze_reference(UMAZE, maze_episodes(arrays, UMAZE, make_maze_env(UMAZE)), 5, 0)
-    assert meta["bench_reference"] == expected and reference_returns(UMAZE, "smoke") == expected["sparse"]
+    assert meta["bench_reference"] == expected and own_expert_reference(UMAZE, "smoke") == expected["sparse"]
+    assert reference_returns(UMAZE, "smoke") == {"min": 23.85, "max": 161.86}  # scores stay on D4RL's scale
 
 
 def test_import_refuses_files_that_do_not_replay(umaze_file, tmp_path, monkeypatch):

@@ -106,23 +106,26 @@ def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path
     assert result["settings"]["num_steps"] == SMOKE.num_steps and stored["git_commit"] != ""
 
 
-# run keys of default runs as stored before issue 18's run settings: a new setting at its default (or a change to
-# how keys are hashed) must leave them byte-identical, or finished results would be trained again. A method's own
-# Config change moves only that method's keys (update its pin then, and say so in the commit).
+# run keys of default runs: a new setting at its default (or a change to how keys are hashed) must leave them
+# byte-identical, or finished results would be trained again. A method's own Config change moves only that method's
+# keys (update its pin then, and say so in the commit). Moved on purpose: maze2d keys with data v1 (D4RL's data,
+# scale and evaluation), quick keys with 30 evaluation episodes, bc-exp's with its weight decay (issue 18).
 PINNED_RUN_KEYS = {
-    ("bc-exp", "quick"): "bc-exp/maze2d-umaze-sparse/seed0-f47375f8",
-    ("bc-exp", "paper"): "bc-exp/maze2d-umaze-sparse/seed0-52c08070",
-    ("uds", "quick"): "uds/maze2d-umaze-sparse/seed0-caf8e414",
-    ("uds", "paper"): "uds/maze2d-umaze-sparse/seed0-77a1d0c8",
-    ("sra", "quick"): "sra/maze2d-umaze-sparse/seed0-2ed2b4d0",
-    ("sra", "paper"): "sra/maze2d-umaze-sparse/seed0-bb065fa2",
+    ("bc-exp", "quick", "maze2d-umaze-sparse"): "bc-exp/maze2d-umaze-sparse/seed0-7b40dad7",
+    ("bc-exp", "paper", "maze2d-umaze-sparse"): "bc-exp/maze2d-umaze-sparse/seed0-eb8c858b",
+    ("uds", "quick", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-0f3e3936",
+    ("uds", "paper", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-3a406c25",
+    ("sra", "quick", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-37f85bdf",
+    ("sra", "paper", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-fd3a7459",
+    ("uds", "paper", "hopper-medium"): "uds/hopper-medium/seed0-77a1d0c8",
+    ("sra", "paper", "hopper-medium"): "sra/hopper-medium/seed0-7fa8aa2c",
 }
 
 
-@pytest.mark.parametrize("method, profile", sorted(PINNED_RUN_KEYS))
-def test_default_run_keys_are_unchanged(method, profile):
-    run_spec = expand_grid([method], ["maze2d-umaze-sparse"], [0], get_profile(profile))[0]
-    assert run_spec.run_key == PINNED_RUN_KEYS[(method, profile)]
+@pytest.mark.parametrize("method, profile, task", sorted(PINNED_RUN_KEYS))
+def test_default_run_keys_are_unchanged(method, profile, task):
+    run_spec = expand_grid([method], [task], [0], get_profile(profile))[0]
+    assert run_spec.run_key == PINNED_RUN_KEYS[(method, profile, task)]
 
 
 # ------------------------------------------------------------------ issue 18: the D^E draw
