@@ -421,11 +421,31 @@ def paper_table(per_task: pd.DataFrame, same_scale: Sequence[str] = ()) -> pd.Da
 
 
 def same_scale_tasks(done: list[dict]) -> list[str]:
-    """Tasks whose every run used imported D4RL data: the paper's data, so its numbers are on our scale."""
-    sources: dict[str, set] = defaultdict(set)
+    """Tasks whose scores are on the paper's scale in every run: imported D4RL data, or maze2d evaluated with
+    D4RL's protocol and references (``evaluation.protocol``)."""
+    def same(r: dict) -> bool:
+        return ((r.get("data") or {}).get("source") == "imported-d4rl"
+                or (r.get("evaluation") or {}).get("protocol") == "d4rl-maze2d")
+    verdicts: dict[str, set] = defaultdict(set)
     for r in done:
-        sources[r["task"]].add((r.get("data") or {}).get("source"))
-    return [task for task, found in sources.items() if found == {"imported-d4rl"}]
+        verdicts[r["task"]].add(same(r))
+    return [task for task, found in verdicts.items() if found == {True}]
+
+
+def own_expert_table(done: list[dict]) -> pd.DataFrame:
+    """Maze2d, secondary scale: last and best evaluation as % of the data's own expert (100) over a random policy
+    (0), mean over seeds."""
+    rows = [(variant_of(r), r["task"], r["final_own_expert_pct"], r["best_own_expert_pct"]) for r in done
+            if "final_own_expert_pct" in r]
+    frame = pd.DataFrame(rows, columns=["variant", "task", "last", "best"])
+    if not len(frame):
+        return frame
+    frame = frame.groupby(["variant", "task"], as_index=False).agg(last=("last", "mean"), best=("best", "mean"),
+                                                                  n=("last", "size"))
+    order = {task: i for i, task in enumerate(task_order(frame["task"]))}
+    frame = frame.assign(order=frame["task"].map(order)).sort_values(["order", "variant"]).drop(columns="order")
+    frame["last"], frame["best"] = frame["last"].map(_num), frame["best"].map(_num)
+    return frame.rename(columns={"last": "% of our expert (last)", "best": "% of our expert (best)"})
 
 
 def expert_draws(runs: list[dict]) -> dict[str, set[str]]:
@@ -500,8 +520,11 @@ def _provenance(done: list[dict], failed: list[dict]) -> str:
         f"eval_episodes: {seen(lambda r: (r.get('settings') or {}).get('eval_episodes'))}"])
 
 
-MAZE_NOTE = ("Maze2d paper numbers come from D4RL's mujoco-py maze2d, not the Gymnasium-Robotics PointMaze "
-             "used here, so they are not directly comparable.")
+MAZE_NOTE = ("Maze2d runs evaluated with D4RL's protocol (resets, target, reward radius 0.5, reference returns) "
+             "are on the paper's scale, with the same physics on Gymnasium-Robotics' PointMaze; their data come from "
+             "D4RL's waypoint-controller recipe (generated here) or the official files (imported). D4RL's maze2d "
+             "'expert' reference is not an expert: a real expert scores ~150-200 on it. Maze2d runs from before "
+             "this protocol (data v0) are on another scale: no difference is shown for them.")
 LOCOMOTION_NOTE = ("Locomotion paper numbers come from D4RL's -v2 datasets; only tasks whose data source is "
                    "imported-d4rl (see Provenance) ran on those data, the others on datasets of other behaviour "
                    "policies (generated here, or Minari's v5 datasets).")
@@ -544,7 +567,8 @@ def build_sections(d: ReportData) -> list[Section]:
     variants = sorted(d.per_task["variant"].unique())
     has_table = bool(variants)
     setup = (f"Profile `{d.profile}`: {len(d.done)} done runs of {len(variants)} variant(s), {len(d.failed)} failed. "
-             "Scores are normalized, 100 * (R - min) / (max - min); cells are mean ± SE over seeds "
+             "Scores are D4RL-normalized, 100 * (R - min) / (max - min) with D4RL's reference returns (maze2d: "
+             "D4RL's maze2d-v1 figures, rewards under D4RL's geometry); cells are mean ± SE over seeds "
              "(SE = std/sqrt(n), std with ddof 1; — when n = 1). Aggregates: rliable, 95% stratified-bootstrap "
              f"percentile CIs over runs, {d.reps} bootstrap reps, numpy seed {d.seed}; only complete variants. "
              + expert_draw_line(d.done))
@@ -564,7 +588,7 @@ def build_sections(d: ReportData) -> list[Section]:
     failed = pd.DataFrame([(r["run_key"], "—" if r.get("failed_step") is None else r["failed_step"],
                             r.get("error") or "—") for r in d.failed],
                           columns=["run_key", "failed_step", "error"])
-    errors, coverage = model_error_table(d.done), coverage_table(d.done)
+    errors, coverage, own = model_error_table(d.done), coverage_table(d.done), own_expert_table(d.done)
     sections = [
         Section("Setup", setup),
         Section("Last evaluation (headline)", "Final evaluation of each run. (n=k): fewer seeds than on the "
@@ -577,6 +601,9 @@ def build_sections(d: ReportData) -> list[Section]:
         Section("Probability of improvement", improvement,
                 improvement_table(d.improvement) if len(d.complete) > 1 else None),
         Section("Paper comparison", paper, matched if len(matched) else None),
+        Section("Maze2d as % of our expert (secondary)", "The same evaluations on a second scale: 100 = the mean "
+                "return of the data's own expert episodes, 0 = a uniform-random policy (both measured with the "
+                "data); mean over seeds.", own) if len(own) else None,
         Section("SRA vs UDS per learner (Table 4 style)", "Per task, W/T/L of SRA over UDS; a tie when the "
                 "mean ± SE intervals (paper: mean ± its spread) overlap.", d.wtl) if len(d.wtl) else None,
         Section("Model one-step error", "Mean squared one-step error on the model's held-out pairs (z-scored "

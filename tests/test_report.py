@@ -21,7 +21,8 @@ STEPS = [0, 1000, 2000]
 
 def write_run(root: Path, method: str, task: str, seed: int, last: float, best: float | None = None, *,
               profile: str = "quick", status: str = "done", error: str | None = None,
-              steps: list[int] = STEPS, variant: str | None = None, expert_draw: str | None = None) -> str:
+              steps: list[int] = STEPS, variant: str | None = None, expert_draw: str | None = None,
+              d4rl_protocol: bool = False) -> str:
     """One synthetic result.json in the store layout; returns its run key. Without ``expert_draw`` its ``data``
     is as written before that field existed."""
     run_key = f"{method}/{task}/seed{seed}-{'1a2b3c4d' if expert_draw is None else expert_draw}"
@@ -40,6 +41,9 @@ def write_run(root: Path, method: str, task: str, seed: int, last: float, best: 
     }
     if expert_draw is not None:
         result["data"].update(expert_draw=expert_draw, expert_episodes=5)
+    if d4rl_protocol:  # as the runner writes maze2d results since data v1
+        result["evaluation"] = {"protocol": "d4rl-maze2d", "episodes": 30}
+        result.update(final_own_expert_pct=last / 2, best_own_expert_pct=best / 2)
     atomic_write_json(root / "runs" / run_key / "result.json", result)
     return run_key
 
@@ -203,7 +207,17 @@ def test_paper_column(built):
     assert row["paper_mean"] == 100 and row["paper_pm"] == pytest.approx(11.6)
     assert row["diff"] == pytest.approx(20.0 - 100.0)
     assert built["per_task"].loc[("milo", T2), "paper_mean"] == pytest.approx(47.9)
-    assert "not directly comparable" in built["summary"].markdown
+    assert "(data v0) are on another scale: no difference is shown" in built["summary"].markdown
+    assert "ours - paper" not in built["summary"].markdown  # these runs predate D4RL's protocol
+
+
+def test_maze2d_on_d4rls_protocol_is_compared_with_the_paper_and_shown_on_our_experts_scale(tmp_path):
+    root = tmp_path / "results"
+    for seed in range(2):
+        write_run(root, "bc-exp", T1, seed, 120.0 + seed, d4rl_protocol=True)
+    summary = write_report(root, tmp_path / "out", reps=REPS)
+    assert "ours - paper" in summary.markdown and "| 20.5 |" in summary.markdown  # 120.5 - the paper's 100
+    assert "## Maze2d as % of our expert (secondary)" in summary.markdown and "60.2" in summary.markdown
 
 
 def test_paper_aliases_and_missing_tables(tmp_path):
