@@ -26,7 +26,7 @@ from methods.base import synchronize
 REFERENCE = "iql-corl"     # the row of the CORL-style reference IQL
 IQL_TARGET = 1.5           # ours / reference
 SACN_TARGET = 1 / 3        # SAC-N(25) / ours IQL
-SACN_DEFAULT_CRITICS = 25  # maze2d's N (SPEC §5)
+SACN_DEFAULT_CRITICS = 25  # maze2d's N (CORL's per-dataset table)
 DEFAULT_LEARNERS = "iql,td3bc,awac,sacn"
 
 

@@ -16,7 +16,7 @@ class Profile:
     eval_every: int         # evaluate (and checkpoint) every this many updates, and at the end
     eval_episodes: int      # deterministic evaluation episodes per evaluation
     log_every: int          # training scalars are synced, checked for NaN and logged this often
-    expert_episodes: int = 5  # D^E = this many expert episodes (SPEC §2: the first ones; see grid.EXPERT_DRAWS)
+    expert_episodes: int = 5  # D^E = the first this many expert episodes (the paper's protocol; grid.EXPERT_DRAWS)
     method_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-method phase budgets
     method_steps: dict[str, dict[str, int]] = field(default_factory=dict)  # method -> family -> num_steps
 
@@ -42,7 +42,7 @@ _SRA = {
     "quick": {"warmup_steps": 5_000, "round_every": 2_500, "augmentation_budget": 300_000,
               "model": {"hidden_dims": [256, 256], "max_steps": 3_000, "optimizer": "adam", "lr": 1e-3},
               "cvae": {"num_steps": 5_000}},
-    "paper": {},  # SPEC §5 defaults
+    "paper": {},  # the Config defaults: the paper's and the official code's budgets
 }
 
 
@@ -74,7 +74,7 @@ _MODEL_BASED = {
         # 2k starts every 50 updates (official: 5k every 20); ~10 reward updates in 20k steps (official: 10)
         "clare": {"model": _QUICK_MODEL, "rollout_batch": 2_000, "rollout_every": 50, "reward_every": 2_000},
     },
-    "paper": {},  # SPEC §5 and the official codes' defaults
+    "paper": {},  # the Config defaults: the papers' and the official codes' budgets
 }
 
 PROFILES: dict[str, Profile] = {p.name: p for p in [

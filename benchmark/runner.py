@@ -1,6 +1,6 @@
 """One run, start to finish: data, seeding, the learner loop, evaluation, logs, checkpoints, the result.
 
-The runner owns the loop (SPEC §4): methods only ``pretrain`` / ``update`` / ``act`` / ``state_dict``.
+The runner owns the loop, never a method: methods only ``pretrain`` / ``update`` / ``act`` / ``state_dict``.
 A checkpoint is written after every evaluation (and right after ``pretrain``), holding the method's
 state, the step, the curve so far, phase timings and every RNG, so a killed run resumes exactly.
 """

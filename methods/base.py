@@ -1,4 +1,4 @@
-"""The method interface (SPEC §4): the runner owns the loop, evaluation, logging, checkpoints and seeding;
+"""The method interface: the runner owns the loop, evaluation, logging, checkpoints and seeding;
 a method owns learning."""
 from __future__ import annotations
 

@@ -65,7 +65,7 @@ class Transitions:
 
 @dataclass(frozen=True)
 class Normalizer:
-    """z-score state normalization: (s - mean) / (std + eps), statistics over D^E u D^S (SPEC §2)."""
+    """z-score state normalization: (s - mean) / (std + eps), statistics over D^E u D^S."""
     mean: np.ndarray
     std: np.ndarray
 

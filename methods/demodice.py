@@ -12,7 +12,7 @@ union's episodes), three simultaneous steps from the same parameters:
 3. actor: weighted BC on the union, w = exp(e / (1 + alpha)) / batch mean (no clipping), tanh-Gaussian NLL.
 As the official code (absorbing states off): no terminal masking in e.
 
-Deviations: states z-scored over D^E u D^S (SPEC; official: over D^S); PyTorch default init with output
+Deviations: states z-scored over D^E u D^S (as all methods here; official: D^S); PyTorch default init with output
 biases (official: he_normal, no output bias; nu's bias gets zero gradient anyway); log-MEAN-exp in the nu
 loss (official log-sum-exp: same gradient, loss offset by (1 + alpha) log 512).
 """

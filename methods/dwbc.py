@@ -10,7 +10,7 @@ with d treated as a constant in L_pi and d_o < 0.5 set to 0 (no weight on transi
 L_pi, the clip and the 0.5 cut follow the official code (ryanxhr/DWBC, algos/DWBC.py) term for term;
 L_d is its ``pu_learning`` branch (the SRA authors' copy divides it by eta: same minimizer). The
 discriminator sees log pi per action dimension, detached, as in the official code, and the unlabeled set
-is D^S (the official D_o holds no D_e transitions; ``unlabeled="union"`` gives SPEC §5's D^E u D^S).
+is D^S (the official D_o holds no D_e transitions; ``unlabeled="union"`` gives D^E u D^S, the SRA paper's set).
 Hyper-parameters are the SRA authors' DWBC (sh-jj/SRA-KDD-2024): alpha 7.5, lr 1e-4, weight decay 5e-3 on
 the policy only. That copy also updates d only every 100 steps (``discriminator_every``; default 1 as the
 official code) and feeds d a log pi clipped to [-20, 10] and rescaled to [0, 1] (not done here).

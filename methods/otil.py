@@ -12,7 +12,7 @@ As the official code (ethanluoyc/optimal_transport_reward: otr/agents/otil/rewar
 Deviations:
 - D^E is not part of D^S here (the official code picks its demos out of the offline dataset), so we train on
   D^E u D^S with D^E relabelled like D^S (each demo then matches itself), which keeps that set-up;
-- the cost is on z-scored observations (SPEC §5); ``normalize_obs=False`` gives the official raw observations;
+- the cost is on z-scored observations (as the other methods); ``normalize_obs=False`` gives the official raw ones;
 - balanced OT over each trajectory's own length instead of padding to 1000 steps of weight 1/1000 (the same
   for full-length trajectories, and defined for any length);
 - POT's ``ot.sinkhorn`` (Sinkhorn-Knopp, float64, torch backend on the CPU) one problem at a time: on CPU it
@@ -43,7 +43,7 @@ class Config:
     threshold: float = 1e-9        # Sinkhorn stops early once its marginal error is below this
     alpha: float = 5.0             # squashing r = alpha * exp(-beta * cost / obs_dim)
     beta: float = 5.0
-    normalize_obs: bool = True     # cost on z-scored observations (SPEC); False: raw ones (official)
+    normalize_obs: bool = True     # cost on z-scored observations; False: raw ones (official)
     include_expert: bool = True    # train on D^E u D^S, D^E relabelled too; False: D^S only
     return_range: float = 1000.0   # rewards x this / (max - min trajectory return) (official); 0: unscaled
     batch_size: int = 256          # uniform batches over the relabelled data (official)

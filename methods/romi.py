@@ -1,5 +1,5 @@
 """ROMI as an imitation baseline (Wang, Li, Jiang, Zhang, Chen, Tian; "Offline Reinforcement Learning with Reverse
-Model-based Imagination", NeurIPS 2021; official code wenzhe-li/romi), as SPEC §5 reads the SRA paper's use of it.
+Model-based Imagination", NeurIPS 2021; official code wenzhe-li/romi), as the SRA paper uses it as a baseline.
 
 A Gaussian reverse dynamics ensemble (MOPO's: 7 members, 5 elites picked on a 20% holdout, 4x200 swish) and a
 reverse behaviour policy (uniform U(-1, 1)^|A| on maze2d and hopper, a CVAE p(a | s') elsewhere) imagine, once
@@ -37,7 +37,7 @@ from methods.sampling import MixtureSampler, Source, random_rows
 class Config:
     horizon: int | None = None            # reverse steps per imagined trajectory; None: 5 (maze2d, hopper) or 1
     reverse_policy: Literal["uniform", "cvae"] | None = None     # uniform | cvae; None: uniform (maze2d, hopper) or cvae
-    model_ratio: float | None = None      # imagined share of the mixture half; None: SPEC's per-task table
+    model_ratio: float | None = None      # imagined share of the mixture half; None: per task (task_defaults)
     rollout_budget: int = 4_000_000       # imagined transitions, generated once before training (ROMI's buffer)
     expert_batch_size: int = 256          # expert rows per batch (reward 1)
     mixture_batch_size: int = 256         # D^S and imagined rows per batch (reward 0)
@@ -47,7 +47,7 @@ class Config:
 
 
 def task_defaults(task) -> dict:
-    """SPEC §5 ROMI: per-task horizon, reverse policy and model ratio."""
+    """ROMI's per-task horizon, reverse policy and model ratio (the SRA paper's ROMI settings)."""
     maze, env = task.family == "maze2d", task.name.split("-")[0]
     short = maze or env == "hopper"
     ratio = {"umaze": 0.7, "medium": 0.5, "large": 0.3}.get(task.maze_map) if maze else 0.1

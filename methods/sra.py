@@ -1,5 +1,5 @@
 """SRA: Self-paced Reverse Augmentation (Shao, Shi, Guo, Li; "Offline Imitation Learning with Model-based
-Reverse Augmentation", KDD 2024). Official code: sh-jj/SRA-KDD-2024; SPEC §5 lists where we follow it.
+Reverse Augmentation", KDD 2024). Official code: sh-jj/SRA-KDD-2024; we follow it except where noted below.
 
 A reverse dynamics model and a reverse behaviour policy generate short trajectories that *end* in goal
 states (expert states, plus supplementary states the current policy is already confident about), so the
@@ -8,7 +8,7 @@ augmentation start after a warm-up; each keeps the least-confident generated sta
 resampling, p ∝ 1 / (exp(Conf) + 1e-5)). Rewards: expert 1, supplementary 0, augmented 0; the learner
 is IQL + BC on the expert half (or TD3+BC / AWAC / SAC-N for Table 4).
 
-As the official code (SPEC §5 SRA): the reverse model predicts the *normalized* change norm(s) - norm(s') and
+As the official code: the reverse model predicts the *normalized* change norm(s) - norm(s') and
 ``step`` scales it back; goals come in chunks of ``goal_chunk`` (2000), each drawn afresh from the 90/7/3 mixture
 (expert / accumulated D^S goals / newest selection) until a reverse step has its >= 2K candidates; the
 accumulated goals are a list (a state selected in several rounds counts several times).
@@ -74,7 +74,7 @@ class Config:
 
 
 def task_defaults(task) -> dict:
-    """SPEC §5 SRA, items 3, 8, 9: per-task horizon, reverse policy, model ratio and schedule."""
+    """SRA's per-task horizon, reverse policy, model ratio and schedule (maze2d's schedule: see Deviations)."""
     maze, env = task.family == "maze2d", task.name.split("-")[0]
     short = maze or env == "hopper"
     ratio = {"umaze": 0.7, "medium": 0.5, "large": 0.5}.get(task.maze_map) if maze else (0.5 if env == "hopper" else 0.1)

@@ -243,7 +243,7 @@ def test_state_dict_round_trip_gives_identical_next_updates(name):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# 3. Per-task defaults (SPEC §5, CORL's per-dataset table).
+# 3. Per-task defaults (CORL's per-dataset table).
 # ---------------------------------------------------------------------------------------------------------
 def locomotion(name: str) -> TaskSpec:
     return toy_task(obs_dim=11, act_dim=3, name=name, family="locomotion")

@@ -19,7 +19,7 @@ LEARNERS: dict[str, tuple[type, type]] = {
     "awac": (AWAC, AWACConfig),
     "sacn": (SACN, SACNConfig),
 }
-# SPEC §5: AWAC's lambda and SAC-N's critic count depend on the task (CORL's per-dataset table).
+# AWAC's lambda and SAC-N's critic count depend on the task (CORL's per-dataset table).
 AWAC_LAMBDA = {"maze2d": 0.1, "locomotion": 1 / 3}
 SACN_CRITICS = {"maze2d": 25, "hopper": 500, "halfcheetah": 10, "walker2d": 20, "ant": 10}
 
