@@ -249,7 +249,6 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         atomic_write_json(d / CONFIG_FILE, base)
         bases.append(base)
 
-    own_references = [base["reference_own_expert"] for base in bases]
     seed_everything(spec.seed)
     method = method_cls(task, data, config, spec.seed, device)
     checkpoint_path = directory / CHECKPOINT_FILE
@@ -272,8 +271,9 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         step, curves, times = checkpoint["step"], checkpoint["curves"], checkpoint["times"]
     else:
         step, times = 0, {"pretrain": 0.0, "update": 0.0, "eval": 0.0}
-        curves = {t.name: {"step": [], "score": [], "return": [], **({"own_expert_pct": []} if own else {})}
-                  for t, own in zip(tasks, own_references)}
+        curves = {t.name: {"step": [], "score": [], "return": [],
+                           **({"own_expert_pct": []} if base["reference_own_expert"] else {})}
+                  for t, base in zip(tasks, bases)}
         start = time.perf_counter()
         method.pretrain(partial(bar, desc=f"{spec.method} pretrain"))
         times["pretrain"] = time.perf_counter() - start

@@ -108,23 +108,30 @@ MAZE_EXPERTS = ("waypoint", "planner")  # D4RL's waypoint controller (default) |
 def maze_expert(task: TaskSpec, kind: str, rng: np.random.Generator) -> tuple[EpisodePolicy, Callable[[], bool]]:
     """(episode policy, "target reached?") of a maze expert: ``waypoint`` re-plans (and re-jitters its
     waypoints) at every call, as the official SRA data were made; ``planner`` is deterministic."""
-    from envs.d4rl_maze import GymWaypointExpert
+    from envs import d4rl_maze
     from envs.maze import MazeGrid, PlannerExpert, maze_grid
     grid: MazeGrid = maze_grid(task)
     if kind == "waypoint":
-        expert = GymWaypointExpert(grid.walls, rng)
+        expert = d4rl_maze.GymWaypointExpert(grid.walls, rng)
 
         def start(obs, target):
             expert.set_goal(target, obs)
             return expert.act
         return start, lambda: expert.solved
     if kind == "planner":
-        planner = PlannerExpert(grid)
+        planner, seen = PlannerExpert(grid), {}
+
+        def act(obs):
+            seen["obs"] = obs
+            return planner.act(obs)
 
         def start_planner(obs, target):
             planner.set_goal(target)
-            return planner.act
-        return start_planner, lambda: False
+            seen.pop("obs", None)
+            return act
+        # reached: the last observation acted on lies within D4RL's radius of the target
+        return start_planner, lambda: "obs" in seen and bool(
+            np.linalg.norm(seen["obs"][:2] - planner.goal) <= d4rl_maze.GOAL_RADIUS)
     raise BenchError(f"unknown maze expert {kind!r}; valid: {', '.join(MAZE_EXPERTS)}")
 
 
@@ -184,7 +191,7 @@ def supplementary_episodes(task: TaskSpec, num_steps: int, rng: np.random.Genera
         observations, actions = [obs], []
         for _ in range(T):
             action = np.clip(act(obs) + ACTION_NOISE_STD * rng.standard_normal(2), -1, 1).astype(np.float32)
-            arrived = reached() or (expert == "planner" and np.linalg.norm(obs[:2] - target) <= d4rl_maze.GOAL_RADIUS)
+            arrived = reached()
             step_obs, *_ = env.step(action)
             obs = step_obs["observation"].copy()
             observations.append(obs)

@@ -59,8 +59,7 @@ def evaluate_tasks(act: Callable[[np.ndarray], np.ndarray], tasks: list[TaskSpec
     dense): one env per episode is stepped and every task's reward is computed from the same states."""
     from envs.maze import MazeGrid, evaluation_target, maze_rewards
     task = tasks[0]
-    if any(t.training_key != task.training_key or t.family != task.family for t in tasks[1:]) or (
-            len(tasks) > 1 and task.family != "maze2d"):
+    if any(t.training_key != task.training_key or t.family != "maze2d" for t in tasks[1:]):
         raise ValueError(f"tasks {[t.name for t in tasks]} cannot share evaluation rollouts")
     envs = _envs(task.name, episodes)
     obs = np.stack([_reset(env, task, seed, run_seed, i) for i, env in enumerate(envs)])
