@@ -7,7 +7,7 @@
 #                                         # CHECKs: env perf sra tests dryrun profile cpu (default: all)
 #
 # run: learner updates/s on CUDA (SAC-N(25) vs IQL), SRA's paper-budget phase costs on CUDA (generates
-# maze2d-umaze's paper data on the CPU first, ~40 s), tests/test_cuda.py (every method's smoke run on the GPU,
+# maze2d-umaze's paper data on the CPU first, ~40 s), tests/benchmark/test_cuda.py (every method's smoke run on the GPU,
 # kill/resume equality there), the paper grid's dry run calibrated on the GPU with eight runs sharing it, a
 # profile of every method's update there (launches, GPU busy share, host syncs), and the host CPU's learner speed.
 set -euo pipefail
@@ -50,7 +50,7 @@ case "${1:-}" in
         check 180 $bench perf sra --device cuda --rounds 8 --model-steps 500 --learner-updates 2000
       fi
       # every method's smoke run on the GPU, kill/resume equality there
-      wanted tests && check 300 python3 -m pytest -q -p no:cacheprovider -n 8 -m cuda tests/test_cuda.py
+      wanted tests && check 300 python3 -m pytest -q -p no:cacheprovider -n 8 -m cuda tests/benchmark/test_cuda.py
       # the paper grid's cost on one GPU, eight runs sharing it (each calibrated while the others run)
       if wanted dryrun; then  # DRY_WORKERS="8 1": also time one run alone on the GPU, to see what sharing costs
         for workers in ${DRY_WORKERS:-8}; do

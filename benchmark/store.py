@@ -54,10 +54,10 @@ def atomic_write_json(path: Path, obj: Any) -> None:
 
 
 def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "item"):  # numpy / torch scalars
-        return obj.item()
-    if hasattr(obj, "tolist"):
+    if hasattr(obj, "tolist"):  # numpy / torch arrays and scalars (``item`` fails on arrays of size > 1)
         return obj.tolist()
+    if hasattr(obj, "item"):
+        return obj.item()
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")

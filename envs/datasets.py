@@ -414,7 +414,7 @@ def flat_arrays(episodes, dtype=None) -> Arrays:
 
 def fingerprint(flat: FlatDataset) -> str:
     """sha256 of a loaded dataset's arrays (values, dtypes and shapes; metadata aside): equal fingerprints,
-    equal data. tests/test_reproducibility.py pins the smoke datasets' fingerprints."""
+    equal data. tests/benchmark/test_reproducibility.py pins the smoke datasets' fingerprints."""
     import hashlib
     digest = hashlib.sha256()
     for name in ("observations", "actions", "next_observations", "terminals", "timeouts", "episode_starts", "rewards"):

@@ -8,7 +8,7 @@ sees a whole file or none; two runs that miss at the same time both train and wr
 
 The caller must make training a function of the key alone (an initialization and shuffles seeded from the seed,
 no global RNG): then a cache hit gives bit-identical weights, and the rest of the run the same numbers, as fresh
-training (tested in tests/test_model_based.py).
+training (tested in tests/methods/test_model_based.py).
 """
 from __future__ import annotations
 

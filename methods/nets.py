@@ -6,7 +6,7 @@ inside PyTorch runs its AVX2 code, a 256x256x256 matmul takes ~150 us there vs ~
 Intel CPUs expect about parity or a loss (an Intel Xeon with AMX measured IQL at 0.77x the stock-path reference
 there). ``bench perf --no-onednn`` measures the difference on a given machine; ``BENCH_ONEDNN=0`` switches the
 path off for a whole run. The hand-written backward is checked against ``nn.Linear`` to first and second order
-(``tests/test_nets.py``), and a torch without the private op falls back to ``nn.functional.linear``.
+(``tests/methods/test_nets.py``), and a torch without the private op falls back to ``nn.functional.linear``.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """CUDA checks, skipped where torch sees no GPU (as on CI): every registered method trains and evaluates on the
-GPU, and killed runs resume there to the uninterrupted numbers. On a GPU machine: `pytest -m cuda tests/test_cuda.py`
+GPU, and killed runs resume there to the uninterrupted numbers. On a GPU machine: `pytest -m cuda tests/benchmark/test_cuda.py`
 (``benchmark/gpu_check.sh run`` does it)."""
 from __future__ import annotations
 

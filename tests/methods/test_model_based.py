@@ -12,15 +12,15 @@ from benchmark import profiles
 from benchmark.config import resolve_config
 from benchmark.grid import expand_grid
 from benchmark.runner import RunOptions, SimulatedKill, load_imitation_data, run_one
-from envs.tasks import TaskSpec
 from methods import model_cache
 from methods.clare import data_weights
 from methods.data import ImitationData, Normalizer, Transitions, synthetic_data, synthetic_episodes
 from methods.dynamics import DynamicsConfig, DynamicsEnsemble, rollout
 from methods.registry import get_method
 
-TOY = TaskSpec(name="toy", family="synthetic", env_id="none", dataset_prefix="bench/toy",
-               max_episode_steps=20, obs_dim=4, act_dim=2)
+from helpers import toy_task
+
+TOY = toy_task()
 NO_PROGRESS = lambda iterable=None, **kw: iterable if iterable is not None else range(kw.get("total", 0))  # noqa: E731
 
 

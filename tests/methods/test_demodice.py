@@ -10,13 +10,13 @@ import torch
 from benchmark.grid import expand_grid
 from benchmark.profiles import PROFILES
 from benchmark.runner import RunOptions, run_one
-from envs.tasks import TaskSpec
 from methods.data import ImitationData, Transitions, synthetic_episodes
 from methods.demodice import Config, DemoDICE, bc_weights, discriminator_loss, reward_from_logits
 from methods.nets import mlp
 
-TASK = TaskSpec(name="toy", family="synthetic", env_id="none", dataset_prefix="bench/toy",
-                max_episode_steps=20, obs_dim=4, act_dim=2)
+from helpers import toy_task
+
+TASK = toy_task()
 
 
 def toy_data(seed: int = 0, horizon: int = 20) -> tuple[ImitationData, np.ndarray]:

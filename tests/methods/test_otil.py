@@ -10,14 +10,14 @@ import torch
 import benchmark.profiles as profiles
 from benchmark.grid import expand_grid
 from benchmark.runner import RunOptions, run_one
-from envs.tasks import TaskSpec
 from methods import otil
 from methods.data import synthetic_data
 from methods.otil import OTIL, Config, ot_rewards, squash, trajectory_rewards, transport_costs
 
+from helpers import toy_task
+
 CONFIG = Config()
-TASK = TaskSpec(name="synthetic", family="synthetic", env_id="none", dataset_prefix="bench/synthetic",
-                max_episode_steps=20, obs_dim=4, act_dim=2)
+TASK = toy_task()
 
 
 def curve(T: int = 100, phase: float = 0.0) -> np.ndarray:

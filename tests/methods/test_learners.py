@@ -7,7 +7,6 @@ about a minute on one CPU thread; the algorithms are the ones the benchmark runs
 from __future__ import annotations
 
 import dataclasses
-import io
 
 import numpy as np
 import pytest
@@ -22,12 +21,9 @@ from methods.learners.sacn import SACN
 from methods.nets import DeterministicActor, adam
 from methods.sampling import MixtureSampler, Source
 
+from helpers import roundtrip, toy_task
+
 LEARNER_NAMES = sorted(LEARNERS)
-
-
-def toy_task(obs_dim: int, act_dim: int = 2, name: str = "toy", family: str = "maze2d") -> TaskSpec:
-    return TaskSpec(name=name, family=family, env_id="none", dataset_prefix="bench/toy", max_episode_steps=2,
-                    obs_dim=obs_dim, act_dim=act_dim)
 
 
 def small_config(name: str, **kw):
@@ -35,14 +31,6 @@ def small_config(name: str, **kw):
     _, config_cls = LEARNERS[name]
     extra = {"num_critics": 5} if name == "sacn" else {}
     return config_cls(hidden_dims=(64, 64), **extra, **kw)
-
-
-def roundtrip(state: dict) -> dict:
-    """Through bytes, as a checkpoint file would be."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=False)
 
 
 def minibatches(data: dict[str, torch.Tensor], count: int, batch_size: int = 256, seed: int = 0):
@@ -61,7 +49,7 @@ def minibatches(data: dict[str, torch.Tensor], count: int, batch_size: int = 256
 # (Q = r). BC fits the mean of the two modes, a*/2, so its error is |a*|/2 (~0.29 per dim); a learner that
 # follows the reward gets close to a*.
 # ---------------------------------------------------------------------------------------------------------
-BANDIT = toy_task(obs_dim=3)
+BANDIT = toy_task(3, family="maze2d")
 BANDIT_STEPS = 700
 REWARD_SCALE = 10.0
 
@@ -141,7 +129,7 @@ def test_learner_follows_the_reward_where_bc_averages_the_modes(name, bandit):
 # its own action, then ends. So Q(phase 0, a) = -|a + a*| - 9.9 |a - a*|: best at a*(c). A learner that
 # ignores the next state's value goes for the lure (IQL with gamma = 0: error ~0.5 and growing); BC lands
 # near a*/2. Behaviour at phase 0 as in the bandit (half a*, half uniform); at phase 1 uniform.
-CHAIN = toy_task(obs_dim=5)
+CHAIN = toy_task(5, family="maze2d")
 CHAIN_STEPS = 1200  # IQL follows the lure until V(s') has propagated (error ~0.45 at 750 updates, ~0.07 at 1000)
 
 
@@ -214,7 +202,7 @@ ROUND_TRIP_CONFIGS["iql-sra"] = IQLConfig(lr_schedule_steps=10, weight_decay=5e-
 
 @pytest.mark.parametrize("name", sorted(ROUND_TRIP_CONFIGS))
 def test_state_dict_round_trip_gives_identical_next_updates(name):
-    task, k, config = toy_task(obs_dim=3), 4, ROUND_TRIP_CONFIGS[name]
+    task, k, config = toy_task(3, family="maze2d"), 4, ROUND_TRIP_CONFIGS[name]
     batches = list(minibatches(bandit_data(n=512), k + 3, batch_size=64))
 
     torch.manual_seed(0)
@@ -246,7 +234,7 @@ def test_state_dict_round_trip_gives_identical_next_updates(name):
 # 3. Per-task defaults (CORL's per-dataset table).
 # ---------------------------------------------------------------------------------------------------------
 def locomotion(name: str) -> TaskSpec:
-    return toy_task(obs_dim=11, act_dim=3, name=name, family="locomotion")
+    return toy_task(11, 3, name=name, family="locomotion")
 
 
 def test_iql_twin_q_loss_is_the_mean_of_the_two_critics():
@@ -266,7 +254,7 @@ def test_iql_actor_cosine_schedule_keeps_decaying_after_the_lr_drop():
     """SRA on maze2d: at the drop every lr becomes actor lr / 10; the actor's cosine goes on from there."""
     config = IQLConfig(hidden_dims=(8,), actor_lr=1e-3, critic_lr=1e-3, value_lr=1e-3, lr_schedule_steps=20,
                        lr_drop_at=10)
-    learner = build_learner(config, toy_task(3), torch.device("cpu"))
+    learner = build_learner(config, toy_task(3, family="maze2d"), torch.device("cpu"))
     batch = {"obs": torch.randn(4, 3), "act": torch.rand(4, 2) * 2 - 1, "reward": torch.zeros(4),
              "next_obs": torch.randn(4, 3), "done": torch.zeros(4)}
     lrs = []
@@ -283,10 +271,10 @@ def test_iql_actor_cosine_schedule_keeps_decaying_after_the_lr_drop():
 
 
 def test_awac_lambda_follows_the_family():
-    assert for_task(AWACConfig(), toy_task(4)).awac_lambda == 0.1
+    assert for_task(AWACConfig(), toy_task(4, family="maze2d")).awac_lambda == 0.1
     assert for_task(AWACConfig(), locomotion("hopper-medium")).awac_lambda == pytest.approx(1 / 3)
     assert for_task(AWACConfig(), locomotion("walker2d-medium-replay")).awac_lambda == pytest.approx(1 / 3)
-    assert for_task(AWACConfig(awac_lambda=0.7), toy_task(4)).awac_lambda == 0.7
+    assert for_task(AWACConfig(awac_lambda=0.7), toy_task(4, family="maze2d")).awac_lambda == 0.7
     assert for_task(AWACConfig(awac_lambda=0.7), locomotion("hopper-medium")).awac_lambda == 0.7
 
 
@@ -302,7 +290,7 @@ def test_sacn_critic_count_follows_the_task(task_name, family, critics):
 
 
 def test_defaults_are_filled_when_building_and_explicit_values_kept():
-    maze = toy_task(4)
+    maze = toy_task(4, family="maze2d")
     assert build_learner(AWACConfig(hidden_dims=(8,)), maze, "cpu").config.awac_lambda == 0.1
     sacn = build_learner(SACNConfig(hidden_dims=(8,)), maze, "cpu")
     assert sacn.config.num_critics == sacn.critic.num_critics == 25

@@ -10,14 +10,14 @@ import torch
 from benchmark import profiles
 from benchmark.grid import expand_grid
 from benchmark.runner import RunOptions, run_one
-from envs.tasks import TaskSpec
 from methods.data import ImitationData, Transitions, synthetic_episodes
 from methods.dwbc import DWBC, Config, discriminator_loss, log_prob_per_dim, policy_loss
 from methods.nets import TanhGaussianActor
 
+from helpers import toy_task
+
 OBS_DIM, ACT_DIM, HORIZON = 4, 2, 20
-TOY = TaskSpec(name="toy", family="synthetic", env_id="none", dataset_prefix="bench/toy",
-               max_episode_steps=HORIZON, obs_dim=OBS_DIM, act_dim=ACT_DIM)
+TOY = toy_task(OBS_DIM, ACT_DIM, horizon=HORIZON)
 
 
 def episodes(rng, weights, count: int, expert: bool) -> Transitions:

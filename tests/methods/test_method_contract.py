@@ -1,7 +1,6 @@
 """The shared method tester: every registered method (now and later) must pass it on synthetic data."""
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
@@ -10,12 +9,12 @@ import torch
 
 from benchmark.config import resolve_config
 from benchmark.profiles import get_profile
-from envs.tasks import TaskSpec
 from methods.data import synthetic_data
 from methods.registry import available
 
-TASK = TaskSpec(name="synthetic", family="synthetic", env_id="none", dataset_prefix="bench/synthetic",
-                max_episode_steps=20, obs_dim=4, act_dim=2)
+from helpers import roundtrip, toy_task
+
+TASK = toy_task()
 STEPS = 5
 
 
@@ -27,14 +26,6 @@ def build(name: str, seed: int = 0):
     method = cls(TASK, synthetic_data(), config, seed, torch.device("cpu"))
     method.pretrain(lambda iterable=None, **kw: iterable if iterable is not None else range(kw.get("total", 0)))
     return method
-
-
-def roundtrip(state: dict) -> dict:
-    """Through bytes, as a checkpoint file would be."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=False)
 
 
 def run_updates(method, start: int, count: int) -> list[dict]:

@@ -5,12 +5,12 @@ import pytest
 import torch
 
 from benchmark.config import resolve_config
-from envs.tasks import TaskSpec
 from methods.bc_exp import BCExp
 from methods.data import synthetic_data
 
-TASK = TaskSpec(name="synthetic", family="synthetic", env_id="none", dataset_prefix="bench/synthetic",
-                max_episode_steps=20, obs_dim=4, act_dim=2)
+from helpers import toy_task
+
+TASK = toy_task()
 
 
 def optimizer_step_with_zero_gradient(weight_decay: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
