@@ -1,6 +1,7 @@
 """The ``bench`` command line: a thin layer over library functions (everything is scriptable from Python)."""
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections import defaultdict
@@ -18,6 +19,24 @@ EXIT_USAGE = 2        # a user mistake (one line on stderr); click's own usage e
 EXIT_RUNS_FAILED = 3  # `bench run`: the grid finished, but at least one run failed (see its result.json)
 
 
+class EchoHandler(logging.Handler):
+    """The library's log messages as plain lines: info on stdout, warnings on stderr; the report's and the
+    cost estimate's messages on stderr too, beside their results on stdout."""
+    STDERR_LOGGERS = ("benchmark.report", "benchmark.estimate")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err = record.levelno >= logging.WARNING or record.name.startswith(self.STDERR_LOGGERS)
+        click.echo(self.format(record), err=err)
+
+
+def show_logs() -> None:
+    """Route the ``benchmark`` loggers' INFO and above to the terminal (once per process)."""
+    logger = logging.getLogger("benchmark")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, EchoHandler) for h in logger.handlers):
+        logger.addHandler(EchoHandler())
+
+
 class BenchGroup(click.Group):
     """Print user mistakes (BenchError) as one line, never as a traceback."""
 
@@ -32,6 +51,7 @@ class BenchGroup(click.Group):
 @click.group(cls=BenchGroup)
 def main() -> None:
     """Offline imitation learning benchmark: SRA and its baselines on the same data, budgets and statistics."""
+    show_logs()
 
 
 # ---------------------------------------------------------------------------------------------- listing
@@ -526,8 +546,7 @@ def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods:
         if table:
             click.echo(table_markdown(table, dirs, profile))
             return
-        summary = write_report(dirs, Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS,
-                               progress=lambda message: click.echo(message, err=True), variants=variants)
+        summary = write_report(dirs, Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS, variants=variants)
     except ReportError as e:
         raise BenchError(str(e)) from None
     for line in report_summary_lines(summary):
