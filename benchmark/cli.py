@@ -1,21 +1,45 @@
-"""The ``bench`` command line: a thin layer over library functions (everything is scriptable from Python)."""
+"""The ``bench`` command line: argument parsing, printing and exit codes over ``benchmark.api`` (which a notebook
+calls with the same defaults)."""
 from __future__ import annotations
 
-import os
+import inspect
+import logging
 import sys
 from collections import defaultdict
-from contextlib import contextmanager
-from pathlib import Path
 
 import click
 import numpy as np
 
-from benchmark.logger import progress_bar
+from benchmark import api
 from envs import BenchError
 
 
 EXIT_USAGE = 2        # a user mistake (one line on stderr); click's own usage errors use 2 too
 EXIT_RUNS_FAILED = 3  # `bench run`: the grid finished, but at least one run failed (see its result.json)
+_calibration_device = api.calibration_device  # its name before benchmark.api (tests/test_scale_out.py)
+
+
+def _default(func, name: str):
+    """A parameter's default in the API's signature: the CLI's defaults are the API's."""
+    return inspect.signature(func).parameters[name].default
+
+
+class EchoHandler(logging.Handler):
+    """The library's log messages as plain lines: info on stdout, warnings on stderr; the report's and the
+    cost estimate's messages on stderr too, beside their results on stdout."""
+    STDERR_LOGGERS = ("benchmark.report", "benchmark.estimate")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err = record.levelno >= logging.WARNING or record.name.startswith(self.STDERR_LOGGERS)
+        click.echo(self.format(record), err=err)
+
+
+def show_logs() -> None:
+    """Route the ``benchmark`` loggers' INFO and above to the terminal (once per process)."""
+    logger = logging.getLogger("benchmark")
+    logger.setLevel(logging.INFO)
+    if not any(isinstance(h, EchoHandler) for h in logger.handlers):
+        logger.addHandler(EchoHandler())
 
 
 class BenchGroup(click.Group):
@@ -32,8 +56,7 @@ class BenchGroup(click.Group):
 @click.group(cls=BenchGroup)
 def main() -> None:
     """Offline imitation learning benchmark: SRA and its baselines on the same data, budgets and statistics."""
-
-
+    show_logs()
 # ---------------------------------------------------------------------------------------------- listing
 @main.command("tasks")
 def tasks_cmd() -> None:
@@ -69,70 +92,33 @@ def data_group() -> None:
     """Build and inspect datasets (Minari format, under $MINARI_DATASETS_PATH or ~/.minari/datasets)."""
 
 
-def _groups(envs: str) -> list:
-    """One task per dataset group (sparse and dense maze tasks share data)."""
-    from envs.tasks import get_task, resolve_tasks
-    seen, out = set(), []
-    for name in resolve_tasks(envs):
-        task = get_task(name)
-        if task.group not in seen:
-            seen.add(task.group)
-            out.append(task)
-    return out
-
-
-def _check_policies(groups: list, policies: str | None) -> None:
-    """Locomotion generation needs behaviour-policy files: name every missing one before building anything."""
-    from envs.locomotion import missing_policies, missing_policies_message
-    robots = [t.group for t in groups if t.family == "locomotion"]
-    if missing := missing_policies(robots, policies):
-        raise BenchError(missing_policies_message(sorted({p.name.rsplit("-", 1)[0] for p in missing},
-                                                         key=robots.index), missing))
-
-
 @data_group.command("generate")
-@click.option("--envs", default="maze2d", show_default=True, help="Tasks or aliases, comma-separated.")
+@click.option("--envs", default=_default(api.generate_data, "envs"), show_default=True,
+              help="Tasks or aliases, comma-separated.")
 @click.option("--profile", default=None, help="Data sizes of this profile (default: quick).")
-@click.option("--seed", default=0, show_default=True, help="Generation seed (same seed = same data).")
+@click.option("--seed", default=_default(api.generate_data, "seed"), show_default=True,
+              help="Generation seed (same seed = same data).")
 @click.option("--force", is_flag=True, help="Rebuild datasets that already exist.")
 @click.option("--policies", default=None, type=click.Path(file_okay=False),
               help="Locomotion behaviour-policy directory. [default: $BENCH_POLICIES_DIR or envs/policies]")
-@click.option("--maze-expert", type=click.Choice(["waypoint", "planner"]), default="waypoint", show_default=True,
+@click.option("--maze-expert", type=click.Choice(["waypoint", "planner"]),
+              default=_default(api.generate_data, "maze_expert"), show_default=True,
               help="maze2d expert: D4RL's waypoint controller (as the paper's data) or the faster grid planner.")
 def data_generate(envs: str, profile: str | None, seed: int, force: bool, policies: str | None,
                   maze_expert: str) -> None:
     """Generate datasets locally and deterministically (no network needed)."""
-    from benchmark.profiles import DEFAULT_PROFILE, get_profile
-    from envs.datasets import KINDS, dataset_id, dataset_status, datasets_root, generate_datasets
-    scale = get_profile(profile or DEFAULT_PROFILE).data
-    groups = _groups(envs)
-    _check_policies([t for t in groups if force or any(dataset_status(dataset_id(t, k, scale)) != "ok" for k in KINDS)],
-                    policies)
-    click.echo(f"datasets root: {datasets_root()}")
-    for task in groups:
-        generate_datasets(task, scale, seed=seed, force=force, progress_factory=progress_bar, log=click.echo,
-                          policies_dir=policies, maze_expert=maze_expert)
+    api.generate_data(envs, profile, seed=seed, force=force, policies=policies, maze_expert=maze_expert)
 
 
 @data_group.command("fetch")
-@click.option("--envs", default="locomotion", show_default=True, help="Locomotion tasks or aliases, comma-separated.")
+@click.option("--envs", default=_default(api.fetch_data, "envs"), show_default=True,
+              help="Locomotion tasks or aliases, comma-separated.")
 @click.option("--profile", default=None,
               help="Store under this profile's dataset ids (default: quick); remote data keep their full size.")
 @click.option("--force", is_flag=True, help="Replace datasets that already exist.")
 def data_fetch(envs: str, profile: str | None, force: bool) -> None:
     """Download Minari's mujoco/<robot>/{expert,medium}-v0 (needs network; offline it fails in seconds)."""
-    from benchmark.profiles import DEFAULT_PROFILE, get_profile
-    from envs.datasets import datasets_root
-    from envs.external import check_online, fetch_locomotion
-    scale = get_profile(profile or DEFAULT_PROFILE).data
-    groups = _groups(envs)
-    if bad := [t.group for t in groups if t.family != "locomotion"]:
-        raise BenchError(f"bench data fetch covers the locomotion tasks; build {', '.join(bad)} with "
-                         f"`bench data generate --envs {','.join(bad)}`")
-    check_online([t.group for t in groups])  # offline: one line within seconds, naming every robot asked for
-    click.echo(f"datasets root: {datasets_root()}")
-    for task in groups:
-        fetch_locomotion(task, scale, force=force, log=click.echo)
+    api.fetch_data(envs, profile, force=force)
 
 
 @data_group.command("import")
@@ -152,47 +138,36 @@ def data_import(file: str, task_name: str, kind: str, profile: str | None, force
     task's maze: they are converted to Gymnasium's frame, their first episodes replayed in the env (a file
     that diverges is refused) and their rewards recomputed with D4RL's geometry; an expert import also
     measures the map's reference returns."""
-    from benchmark.profiles import DEFAULT_PROFILE, get_profile
-    from envs.external import import_d4rl
-    from envs.tasks import get_task
-    scale = get_profile(profile or DEFAULT_PROFILE).data
-    import_d4rl(file, get_task(task_name), kind, scale, force=force, log=click.echo, progress_factory=progress_bar)
+    api.import_data(file, task_name, kind, profile, force=force)
 
 
 @data_group.command("train-policies")
-@click.option("--envs", default="locomotion", show_default=True, help="Locomotion tasks or aliases (one run per robot).")
-@click.option("--steps", default=1_000_000, show_default=True, type=click.IntRange(min=1),
-              help="SAC environment steps per robot (one update each).")
-@click.option("--seed", default=0, show_default=True)
-@click.option("--work-dir", default="policy-training", show_default=True, type=click.Path(file_okay=False),
-              help="Checkpoints (re-running the same command resumes from them).")
+@click.option("--envs", default=_default(api.train_policies, "envs"), show_default=True,
+              help="Locomotion tasks or aliases (one run per robot).")
+@click.option("--steps", default=_default(api.train_policies, "steps"), show_default=True,
+              type=click.IntRange(min=1), help="SAC environment steps per robot (one update each).")
+@click.option("--seed", default=_default(api.train_policies, "seed"), show_default=True)
+@click.option("--work-dir", default=_default(api.train_policies, "work_dir"), show_default=True,
+              type=click.Path(file_okay=False), help="Checkpoints (re-running the same command resumes from them).")
 @click.option("--policies", default=None, type=click.Path(file_okay=False),
               help="Where the policy files go. [default: $BENCH_POLICIES_DIR or envs/policies]")
-@click.option("--start-steps", default=10_000, show_default=True, type=click.IntRange(min=0),
-              help="Uniform-random steps before SAC acts and updates.")
-@click.option("--eval-every", default=10_000, show_default=True, type=click.IntRange(min=1),
-              help="Evaluate (10 episodes) and keep a snapshot every this many steps.")
-@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1), help="Torch threads.")
+@click.option("--start-steps", default=_default(api.train_policies, "start_steps"), show_default=True,
+              type=click.IntRange(min=0), help="Uniform-random steps before SAC acts and updates.")
+@click.option("--eval-every", default=_default(api.train_policies, "eval_every"), show_default=True,
+              type=click.IntRange(min=1), help="Evaluate (10 episodes) and keep a snapshot every this many steps.")
+@click.option("--threads", default=_default(api.train_policies, "threads"), show_default=True,
+              type=click.IntRange(min=1), help="Torch threads.")
 def data_train_policies(envs: str, steps: int, seed: int, work_dir: str, policies: str | None, start_steps: int,
                         eval_every: int, threads: int) -> None:
     """Train the locomotion behaviour policies (SAC; about 1.5-3 h per robot for 1M steps on a 2-core CPU)."""
-    import torch
-    from envs.policy_training import TrainConfig, train_policies
-    torch.set_num_threads(threads)
-    groups = _groups(envs)
-    if bad := [t.name for t in groups if t.family != "locomotion"]:
-        raise BenchError(f"behaviour policies are trained for locomotion tasks only, not {', '.join(bad)}")
-    for task in groups:
-        config = TrainConfig(total_steps=steps, start_steps=start_steps, eval_every=eval_every)
-        train_policies(task, config, work_dir, seed=seed, policies_dir=policies, progress=progress_bar,
-                       log=click.echo)
+    api.train_policies(envs, steps, seed, work_dir, policies, start_steps, eval_every, threads)
 
 
 @data_group.command("list")
 def data_list() -> None:
     """Show the bench datasets present locally, checking each one's content (damaged ones say why)."""
-    from envs.datasets import datasets_root, list_datasets
-    rows = list_datasets()
+    from envs.datasets import datasets_root
+    rows = api.list_datasets()
     click.echo(f"datasets root: {datasets_root()}")
     if not rows:
         click.echo("no bench datasets yet; build them with `bench data generate --envs maze2d`")
@@ -206,53 +181,13 @@ def data_list() -> None:
                    f"(partial: an interrupted generation, rebuild with --force)")
 
 
-def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool) -> None:
-    """Fail before any run starts if data is missing, naming the command that builds it (or build it)."""
-    from envs.datasets import KINDS, dataset_id, dataset_status, generate_datasets
-    from envs.tasks import get_task
-    missing = {}
-    for name in task_names:
-        task = get_task(name)
-        bad = [dataset_id(task, k, scale) for k in KINDS if dataset_status(dataset_id(task, k, scale)) != "ok"]
-        if bad:
-            missing.setdefault(task.group, (task, bad))
-    if not missing:
-        _check_contents(task_names, scale)
-        return
-    if generate_missing:
-        _check_policies([task for task, _ in missing.values()], None)
-        for task, _ in missing.values():
-            generate_datasets(task, scale, progress_factory=progress_bar, log=click.echo)
-        _check_contents(task_names, scale)
-        return
-    ids = [i for _, bad in missing.values() for i in bad]
-    profile = "" if scale == "quick" else f" --profile {scale}"
-    robots = [group for group, (task, _) in missing.items() if task.family == "locomotion"]
-    other = (f"; locomotion data can also be fetched (`bench data fetch --envs {','.join(robots)}`, network) or "
-             f"imported (`bench data import FILE.hdf5 ...`)" if robots else "")
-    raise BenchError(f"missing or incomplete datasets: {', '.join(ids)}; build them with "
-                     f"`bench data generate --envs {','.join(missing)}{profile}` (or pass --generate-missing){other}")
-
-
-def _check_contents(task_names: list[str], scale: str) -> None:
-    """Load (and so validate: envs/validate.py) every dataset the grid reads, once, before any run starts: a
-    damaged one is refused here in one line, not in a worker after the other workers' trainings."""
-    from envs.datasets import KINDS, dataset_id, load_flat
-    from envs.tasks import get_task
-    seen = set()
-    for name in task_names:
-        task = get_task(name)
-        for kind in KINDS:
-            if (ds_id := dataset_id(task, kind, scale)) not in seen:
-                seen.add(ds_id)
-                load_flat(ds_id, task, scale)
-
-
 # -------------------------------------------------------------------------------------------------- run
 @main.command("run")
-@click.option("--methods", default=None, help="Methods, comma-separated (see `bench methods`). [default: bc-exp]")
-@click.option("--envs", default=None, help="Tasks or aliases, comma-separated (see `bench tasks`). [default: maze2d]")
-@click.option("--seeds", default=None, help="A count (4 = seeds 0-3) or a list (0,2). [default: 4]")
+@click.option("--methods", default=None,
+              help=f"Methods, comma-separated (see `bench methods`). [default: {','.join(api.DEFAULT_METHODS)}]")
+@click.option("--envs", default=None,
+              help=f"Tasks or aliases, comma-separated (see `bench tasks`). [default: {api.DEFAULT_ENVS}]")
+@click.option("--seeds", default=None, help=f"A count (4 = seeds 0-3) or a list (0,2). [default: {api.DEFAULT_SEEDS}]")
 @click.option("--profile", default=None, help="Budget profile: smoke, quick, paper. [default: quick]")
 @click.option("--expert-draw", default=None,
               help="Which expert episodes form D^E: first (the first 5, the paper's protocol) or seeded (5 distinct "
@@ -263,22 +198,25 @@ def _check_contents(task_names: list[str], scale: str) -> None:
               help="YAML/TOML grid file: methods, envs, seeds, profile, overrides. The CLI flags win.")
 @click.option("--grid", "grid_name", default=None,
               help="A named grid: paper-table1, paper-table4 (the paper's experiments). The CLI flags win.")
-@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
+@click.option("--out", default=_default(api.run, "out"), show_default=True, type=click.Path(file_okay=False),
               help="Results directory.")
 @click.option("--dry-run", is_flag=True, help="Print the grid, what is done and the estimated cost; run nothing.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(["local", "ray"]), default=_default(api.run, "executor"),
+              show_default=True,
               help="local: a process pool on this machine; ray: Ray tasks (pip install -e '.[ray]').")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Parallel runs (local). [default: CPU cores]")
 @click.option("--address", default=None, help="Ray: 'auto' or HOST:PORT of a running cluster. [default: a local Ray]")
-@click.option("--cpus-per-run", default=1.0, show_default=True, type=click.FloatRange(min=0.01),
-              help="Ray: CPUs reserved per run (also its torch threads).")
-@click.option("--gpus-per-run", default=0.0, show_default=True, type=click.FloatRange(min=0),
+@click.option("--cpus-per-run", default=_default(api.run, "cpus_per_run"), show_default=True,
+              type=click.FloatRange(min=0.01), help="Ray: CPUs reserved per run (also its torch threads).")
+@click.option("--gpus-per-run", default=_default(api.run, "gpus_per_run"), show_default=True,
+              type=click.FloatRange(min=0),
               help="Ray: GPUs per run, fractional to share a card (0.25 = four runs per GPU).")
-@click.option("--max-retries", default=2, show_default=True, type=click.IntRange(min=0),
+@click.option("--max-retries", default=_default(api.run, "max_retries"), show_default=True, type=click.IntRange(min=0),
               help="Ray: retries of a run that raised or lost its worker, before it is marked failed.")
-@click.option("--ray-results", type=click.Choice(["shared", "driver"]), default="shared", show_default=True,
+@click.option("--ray-results", type=click.Choice(["shared", "driver"]), default=_default(api.run, "ray_results"),
+              show_default=True,
               help="Ray: workers write into --out (a shared filesystem), or return files for the driver to write.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--device", default=_default(api.run, "device"), show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--force", is_flag=True, help="Redo runs that are already finished.")
 @click.option("--retry-failed", is_flag=True, help="Redo runs that failed earlier.")
 @click.option("--generate-missing", is_flag=True, help="Build missing datasets instead of stopping.")
@@ -293,59 +231,17 @@ def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, 
     """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones.
 
     Exit status: 0 every run done; 2 a usage error (nothing run); 3 the grid finished but a run failed."""
-    from benchmark.config import GridFile, load_grid_file, merge_overrides, parse_seeds, parse_set_options
-    from benchmark.executor import LocalExecutor, run_grid
-    from benchmark.grid import DEFAULT_EXPERT_DRAW, expand_grid
-    from benchmark.grids import named_grid
-    from benchmark.profiles import DEFAULT_PROFILE, get_profile
-    from benchmark.runner import RunOptions, resolve_device
-    from envs.tasks import resolve_tasks
-    from methods.registry import get_method
-
-    if config_file and grid_name:
-        raise BenchError("--config and --grid both name a grid; pick one (flags like --methods still override it)")
-    grid = load_grid_file(config_file) if config_file else GridFile()
-    if grid_name:
-        grid, notes = named_grid(grid_name)
-        for note in notes:
-            click.echo(note, err=True)
-    method_names = _given("--methods", methods) or grid.methods or ["bc-exp"]
-    for name in method_names:
-        get_method(name)
-    task_names = resolve_tasks(_given("--envs", envs) or grid.envs or "maze2d")
-    seed_list = parse_seeds(seeds if seeds is not None else (grid.seeds if grid.seeds is not None else 4))
-    chosen = get_profile(profile or grid.profile or DEFAULT_PROFILE)
-    overrides = merge_overrides(grid.overrides, parse_set_options(list(set_items), method_names))
-    specs = expand_grid(method_names, task_names, seed_list, chosen, overrides, note=lambda m: click.echo(m, err=True),
-                        expert_draw=expert_draw or grid.expert_draw or DEFAULT_EXPERT_DRAW)
-    method_names, task_names, seed_list = (list(dict.fromkeys(v)) for v in (method_names, task_names, seed_list))
-    if executor == "ray" and device.startswith("cuda") and not gpus_per_run:
-        raise BenchError(f"--device {device} with --executor ray needs --gpus-per-run (e.g. 0.25: four runs share "
-                         "a GPU); Ray hides the GPUs from tasks that ask for none")
-    if not (executor == "ray" and address):  # on a cluster the workers' devices count, not the driver's
-        resolve_device(device)
-    if executor == "ray":
-        from benchmark.ray_executor import RayExecutor
-        runner = RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
-                             max_retries=max_retries, results=ray_results)
-    else:
-        given = [flag for flag, value in (("--address", address), ("--gpus-per-run", gpus_per_run),
-                                          ("--ray-results", ray_results != "shared")) if value]
-        if given:
-            raise BenchError(f"{', '.join(given)} only apply to --executor ray")
-        runner = LocalExecutor(workers)
-    options = RunOptions(root=Path(out), device=device, tensorboard=tensorboard, show_progress=not no_progress,
-                         share_training=not no_shared_training)
+    grid = dict(methods=_given("--methods", methods), envs=_given("--envs", envs), seeds=seeds, profile=profile,
+                expert_draw=expert_draw, overrides=set_items, config=config_file, grid=grid_name, out=out,
+                executor=executor, workers=workers, address=address, cpus_per_run=cpus_per_run,
+                gpus_per_run=gpus_per_run, max_retries=max_retries, ray_results=ray_results, device=device,
+                force=force, retry_failed=retry_failed, shared_training=not no_shared_training)
     if dry_run:
-        _dry_run(specs, options, runner, force, retry_failed, chosen.name, len(method_names), len(task_names),
-                 len(seed_list))
+        _print_plan(api.plan(**grid))
         return
-    check_writable(Path(out), "--out")  # before any data is built or run trained
-    ensure_datasets(task_names, chosen.data, generate_missing)
-    # trained dynamics models are shared by the grid's runs (methods/model_cache.py); BENCH_MODEL_CACHE= disables
-    with _env_default("BENCH_MODEL_CACHE", str(Path(out).resolve() / "model-cache")):
-        summary = run_grid(specs, options, force=force, retry_failed=retry_failed, warn=click.echo, executor=runner)
-    _print_scores(summary.results, chosen.name)
+    outcome = api.run(**grid, generate_missing=generate_missing, tensorboard=tensorboard, progress=not no_progress)
+    summary = outcome.summary
+    _print_scores(summary.results, outcome.grid.profile.name)
     for result in summary.busy:
         click.echo(f"skipped {result['run_key']}: {result['error']}")
     click.echo(f"results in {out}/; next: bench report --results {out}")
@@ -355,32 +251,13 @@ def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, 
         sys.exit(EXIT_RUNS_FAILED)
 
 
-@contextmanager
-def _env_default(name: str, value: str):
-    """Set an environment variable (seen by the workers) for the block unless the user set it."""
-    if name in os.environ:
-        yield
-        return
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        os.environ.pop(name, None)
-
-
-def _dry_run(specs, options, runner, force, retry_failed, profile, n_methods, n_tasks, n_seeds) -> None:
-    """Print the expanded grid, what is already done, and what the rest will cost."""
-    from benchmark.estimate import estimate, format_hours
-    from benchmark.executor import plan_jobs
-    from benchmark.store import iter_results
-    jobs, summary = plan_jobs(specs, options, force, retry_failed, warn=click.echo)
-    todo = sum(len(job) for job in jobs)
-    click.echo(f"grid: {len(specs)} runs = {n_methods} methods x {n_tasks} tasks x {n_seeds} seeds, profile "
-               f"{profile}; {len(summary.skipped)} done, {len(summary.failed_earlier)} failed earlier, "
-               f"{todo} to run in {len(jobs)} trainings")
-    known = [r for r in iter_results(options.root, warn=click.echo)] if Path(options.root).exists() else []
-    device, share, parallel = _calibration_device(options.device, runner)
-    cost = estimate(specs, jobs, known, parallel, log=lambda m: click.echo(m, err=True), device=device, share=share)
+def _print_plan(plan: api.Plan) -> None:
+    """The expanded grid, what is already done, and what the rest will cost."""
+    from benchmark.estimate import format_hours
+    grid, summary, cost = plan.grid, plan.summary, plan.cost
+    click.echo(f"grid: {len(grid.specs)} runs = {len(grid.methods)} methods x {len(grid.tasks)} tasks x "
+               f"{len(grid.seeds)} seeds, profile {grid.profile.name}; {len(summary.skipped)} done, "
+               f"{len(summary.failed_earlier)} failed earlier, {plan.todo} to run in {len(plan.jobs)} trainings")
     click.echo(f"\n{'method':<12} {'runs':>5} {'to run':>6} {'trainings':>9} {'steps/run':>13} {'ms/update':>9} "
                f"{'run-hours':>10} {'wall':>9}  rates from")
     for row in cost.rows:
@@ -388,37 +265,15 @@ def _dry_run(specs, options, runner, force, retry_failed, profile, n_methods, n_
         wall = format_hours(row["hours"] / cost.parallel) if cost.parallel else "-"
         click.echo(f"{row['method']:<12} {row['runs']:>5} {row['todo']:>6} {row['trainings']:>9} {row['steps']:>13} "
                    f"{ms:>9} {row['hours']:>10.2f} {wall:>9}  {row.get('source', '-')}")
-    click.echo(f"\ntotal: {format_hours(cost.total_core_hours)} of single-run time on this machine ({device})")
+    click.echo(f"\ntotal: {format_hours(cost.total_core_hours)} of single-run time on this machine ({plan.device})")
     if cost.wall_hours is not None:
-        where = f", {share} sharing each GPU" if share > 1 else ""
-        click.echo(f"with {cost.parallel} runs at a time ({runner.name} executor{where}): about "
+        where = f", {plan.share} sharing each GPU" if plan.share > 1 else ""
+        click.echo(f"with {cost.parallel} runs at a time ({plan.executor} executor{where}): about "
                    f"{format_hours(cost.wall_hours)} wall time")
     else:
         click.echo("divide by the number of runs your cluster holds at once for the wall time")
     for note in cost.notes:
         click.echo(f"note: {note}")
-
-
-def _calibration_device(name: str, runner) -> tuple[str, int, int | None]:
-    """Where the dry run calibrates, how many runs share one GPU, and how many run at once.
-
-    On a GPU the local executor's workers all share it; Ray packs 1 / --gpus-per-run runs on each GPU."""
-    import torch
-
-    from benchmark.runner import resolve_device
-    parallel = runner.parallelism()
-    try:
-        device = resolve_device(name)
-    except BenchError:  # a cluster's device this machine lacks: calibrate here on the CPU
-        click.echo(f"note: no {name} here; calibrating on the CPU", err=True)
-        return "cpu", 1, parallel
-    if device.type != "cuda":
-        return "cpu", 1, parallel
-    gpus_per_run = getattr(runner, "gpus_per_run", 0) or 0
-    share = max(1, round(1 / gpus_per_run)) if gpus_per_run else (parallel or 1)
-    if gpus_per_run and parallel:  # a local Ray: the GPUs bound the runs at a time, not only the CPUs
-        parallel = min(parallel, share * torch.cuda.device_count())
-    return str(device), share, parallel
 
 
 def _split(value: str) -> list[str]:
@@ -434,18 +289,6 @@ def _given(flag: str, value: str | None) -> list[str] | None:
         listing = "bench tasks" if flag == "--envs" else "bench methods"
         raise BenchError(f"{flag} is empty; name at least one (see `{listing}`) or leave the flag out for the default")
     return names
-
-
-def check_writable(path: Path, flag: str) -> None:
-    """Create ``path`` and write a probe file in it, or say in one line why that is impossible."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".bench-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise BenchError(f"{flag} {path} is not writable ({e.strerror or type(e).__name__}); "
-                         f"pass a directory you can write to") from None
 
 
 def _print_scores(results: list[dict], profile: str) -> None:
@@ -475,40 +318,16 @@ def plot_group() -> None:
 @click.option("--out", default=None, type=click.Path(dir_okay=False), help="PNG path [default: RUN/augmentation.png].")
 def plot_augmentation(task: str, run_path: str, out: str | None) -> None:
     """SRA's augmented states after successive rounds, over the maze layout."""
-    from benchmark.plots import augmentation_rounds, save
-    from benchmark.store import ARTIFACTS_FILE, read_result
-    from envs.maze import MazeGrid, make_maze_env
-    from envs.tasks import get_task
-    spec = get_task(task)
-    if spec.family != "maze2d":
-        raise BenchError(f"augmentation plots are drawn over a maze layout; {task} is not a maze2d task")
-    root = Path(run_path)
-    found = [root] if (root / ARTIFACTS_FILE).exists() else sorted(
-        p.parent for p in root.glob(f"runs/sra*/{task}/*/{ARTIFACTS_FILE}"))
-    if not found:
-        raise BenchError(f"no SRA augmentation data ({ARTIFACTS_FILE}) under {root} for {task}; run "
-                         f"`bench run --methods sra --envs {task}` first")
-    run_dir = found[0]
-    result = read_result(run_dir / "result.json")
-    if result["task"] != task:
-        raise BenchError(f"{run_dir} is a run of {result['task']}, not {task}")
-    arrays = np.load(run_dir / ARTIFACTS_FILE)
-    rounds = [arrays[f"round_{i}"] for i in range(sum(k.startswith("round_") for k in arrays.files))]
-    goals = [arrays[f"goals_{i}"] for i in range(len(rounds)) if f"goals_{i}" in arrays.files]
-    walls = MazeGrid.from_env(make_maze_env(spec)).walls
-    fig = augmentation_rounds(walls, rounds, title=f"{result['variant']} on {task}, seed {result['seed']}",
-                              goals=goals or None, coverage=result.get("method_info", {}).get("rounds"))
-    target = Path(out) if out else run_dir / "augmentation.png"
-    save(fig, target.with_suffix(""))
-    click.echo(f"wrote {target.with_suffix('.png')} and .svg ({len(rounds)} rounds from {run_dir})")
+    png, run_dir, rounds = api.plot_augmentation(task, run_path, out)
+    click.echo(f"wrote {png} and .svg ({rounds} rounds from {run_dir})")
 
 
 # ----------------------------------------------------------------------------------------------- report
 @main.command("report")
-@click.option("--results", "results", multiple=True, default=["results"], show_default=True,
+@click.option("--results", "results", multiple=True, default=[_default(api.report, "results")], show_default=True,
               type=click.Path(file_okay=False),
               help="Results directory; repeat to combine grids (e.g. new methods beside bc-exp from an earlier run).")
-@click.option("--out", default="report", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default=_default(api.report, "out"), show_default=True, type=click.Path(file_okay=False))
 @click.option("--profile", default=None, help="Which profile's results (needed when several are present).")
 @click.option("--methods", default=None, help="Only these method variants, comma-separated (default: all found).")
 @click.option("--reps", default=None, type=click.IntRange(min=100), help="Bootstrap repetitions for the CIs.")
@@ -517,20 +336,11 @@ def plot_augmentation(task: str, run_path: str, out: str | None) -> None:
 def report_cmd(results: tuple[str, ...], out: str, profile: str | None, methods: str | None, reps: int | None,
                table: str | None) -> None:
     """Tables (Markdown, CSV, LaTeX), rliable statistics and an HTML page with plots."""
-    from benchmark.report import BOOTSTRAP_REPS, ReportError, table_markdown, write_report
-    dirs = [Path(r) for r in results]
     variants = _given("--methods", methods)
-    if not table:
-        check_writable(Path(out), "--out")
-    try:
-        if table:
-            click.echo(table_markdown(table, dirs, profile))
-            return
-        summary = write_report(dirs, Path(out), profile=profile, reps=reps or BOOTSTRAP_REPS,
-                               progress=lambda message: click.echo(message, err=True), variants=variants)
-    except ReportError as e:
-        raise BenchError(str(e)) from None
-    for line in report_summary_lines(summary):
+    if table:
+        click.echo(api.report_table(table, results, profile))
+        return
+    for line in report_summary_lines(api.report(results, out, profile=profile, methods=variants, reps=reps)):
         click.echo(line)
 
 
