@@ -125,24 +125,22 @@ def _plain_mlp(net: nn.Sequential) -> nn.Sequential:
 
 
 def _mlp_pair(hidden):
+    """``nets.mlp`` and a plain copy; each with its parameters."""
     torch.manual_seed(0)
     net = nets.mlp(11, 6, hidden)
-    return net, _plain_mlp(net)
+    plain = _plain_mlp(net)
+    return net, plain, list(net.parameters()), list(plain.parameters())
 
 
 def _ensemble_pair(hidden):
     """An ensemble critic's net through ``ensemble_forward`` (members one by one through oneDNN) and through
-    its stock batched matmuls (the path it takes with oneDNN off)."""
+    its stock batched matmuls (the path it takes with oneDNN off); the same parameters."""
     torch.manual_seed(0)
-    critic = nets.EnsembleCritic(5, 6, num_critics=3, hidden=hidden)
-    return (lambda x: nets.ensemble_forward(critic.net, x)), critic.net
+    net = nets.EnsembleCritic(5, 6, num_critics=3, hidden=hidden).net
+    return (lambda x: nets.ensemble_forward(net, x)), net, list(net.parameters()), list(net.parameters())
 
 
 PAIRS = {"mlp": _mlp_pair, "ensemble": _ensemble_pair}
-
-
-def _params(fn) -> list[torch.Tensor]:
-    return list(fn.parameters()) if isinstance(fn, nn.Module) else list(fn.__closure__[0].cell_contents.parameters())
 
 
 def _penalty(fn, x: torch.Tensor) -> torch.Tensor:
@@ -155,7 +153,7 @@ def _penalty(fn, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("hidden", [(64, 32), (256, 256), (64, 8)], ids=str)  # 8: a layer left on the stock path
 @pytest.mark.parametrize("kind", PAIRS)
 def test_nets_match_plain_nn_linear_to_second_order(kind, hidden):
-    ours, plain = PAIRS[kind](hidden)
+    ours, plain, ours_params, plain_params = PAIRS[kind](hidden)
     x = torch.randn(48, 11, generator=torch.Generator().manual_seed(1), requires_grad=True)
     out = ours(x)
     assert _uses_onednn(out)
@@ -163,21 +161,22 @@ def test_nets_match_plain_nn_linear_to_second_order(kind, hidden):
 
     # first order: inputs, weights and biases
     upstream = torch.randn(out.shape, generator=torch.Generator().manual_seed(2))
-    first = [torch.autograd.grad(fn(x), [x, *_params(fn)], upstream) for fn in (ours, plain)]
+    first = [torch.autograd.grad(fn(x), [x, *params], upstream)
+             for fn, params in ((ours, ours_params), (plain, plain_params))]
     for g_ours, g_plain in zip(*first):
         torch.testing.assert_close(g_ours, g_plain, rtol=1e-4, atol=1e-5)
 
     # second order: a penalty on the input gradient, differentiated w.r.t. inputs, weights and biases
-    second = [torch.autograd.grad(_penalty(fn, x), [x, *_params(fn)], allow_unused=True, materialize_grads=True)
-              for fn in (ours, plain)]
+    second = [torch.autograd.grad(_penalty(fn, x), [x, *params], allow_unused=True, materialize_grads=True)
+              for fn, params in ((ours, ours_params), (plain, plain_params))]
     assert any(g.abs().sum() > 0 for g in second[1][1:])  # the penalty reaches the weights
     for g_ours, g_plain in zip(*second):
         torch.testing.assert_close(g_ours, g_plain, rtol=1e-4, atol=1e-5)
 
 
 def test_the_stock_path_serves_what_onednn_cannot():
-    """float64 (the op has none), 3-d inputs, and narrow heads go through nn.functional.linear: bit-identical."""
-    net, plain = _mlp_pair((64, 64))
+    """float64 (the op has none) and 3-d inputs go through nn.functional.linear: bit-identical."""
+    net, plain, _, _ = _mlp_pair((64, 64))
     net.double(), plain.double()
     x = torch.randn(4, 11, dtype=torch.float64, requires_grad=True)
     assert not _uses_onednn(net(x)) and torch.equal(net(x), plain(x))
@@ -202,7 +201,7 @@ def _train(net: nn.Module, steps: int = 5) -> list[torch.Tensor]:
 
 
 def test_switched_off_every_layer_is_nn_linear_bit_for_bit():
-    net, plain = _mlp_pair((64, 32))
+    net, plain, _, _ = _mlp_pair((64, 32))
     before = nets.ONEDNN_LINEAR
     with nets.use_onednn(False) as on:
         assert not on and not nets.ONEDNN_LINEAR
@@ -240,7 +239,7 @@ def test_a_torch_without_a_working_op_falls_back_silently(monkeypatch, caplog, f
         assert not nets.onednn_available()
         with nets.use_onednn(True) as on:
             assert not on
-            net, plain = _mlp_pair((64, 32))
+            net, plain, _, _ = _mlp_pair((64, 32))
             for a, b in zip(_train(net), _train(plain)):
                 assert torch.equal(a, b)
     assert all(record.levelno <= logging.DEBUG for record in caplog.records)
