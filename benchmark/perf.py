@@ -154,12 +154,8 @@ def flops_per_update(update: Callable[[], object]) -> float:
     from torch.utils.flop_counter import FlopCounterMode
 
     from methods import nets
-    before, nets.ONEDNN_LINEAR = nets.ONEDNN_LINEAR, False
-    try:
-        with FlopCounterMode(display=False) as counter:
-            update()
-    finally:
-        nets.ONEDNN_LINEAR = before
+    with nets.use_onednn(False), FlopCounterMode(display=False) as counter:
+        update()
     return float(counter.get_total_flops())
 
 
@@ -250,20 +246,18 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
         rows.append((label(name, critics), lambda c, n=name, k=critics: _bind(_ours(n, k, task, dev, c), batch)))
         if name == "iql":
             rows.append((REFERENCE, lambda c: _bind(_reference(task, dev), reference_batch)))
-    onednn_before = nets.ONEDNN_LINEAR
-    nets.ONEDNN_LINEAR = onednn_before and onednn
-    try:
-        for row, make in rows:
-            torch.manual_seed(seed)
-            report.flops[row] = flops_per_update(make(False))
-        for count in thread_counts:
-            torch.set_num_threads(count)
-            report.peak_flops[count] = matmul_peak(dev, seconds)
-            for row, seconds_taken in _time_interleaved(rows, report, dev, seconds, compile, warmup, repeats, seed):
-                report.measurements.append(Measurement(row, count, *seconds_taken))
-    finally:
-        torch.set_num_threads(default_threads)
-        nets.ONEDNN_LINEAR = onednn_before
+    with nets.use_onednn(onednn and nets.ONEDNN_LINEAR):  # restored afterwards
+        try:
+            for row, make in rows:
+                torch.manual_seed(seed)
+                report.flops[row] = flops_per_update(make(False))
+            for count in thread_counts:
+                torch.set_num_threads(count)
+                report.peak_flops[count] = matmul_peak(dev, seconds)
+                for row, seconds_taken in _time_interleaved(rows, report, dev, seconds, compile, warmup, repeats, seed):
+                    report.measurements.append(Measurement(row, count, *seconds_taken))
+        finally:
+            torch.set_num_threads(default_threads)
     return report
 
 

@@ -1,16 +1,23 @@
 """Shared networks: MLP, deterministic and tanh-Gaussian actors, ensembles, and the optimizer factory.
 
-Hidden layers on CPU run their fp32 matmuls through oneDNN (``linear``): same math as ``nn.Linear``
-(IEEE fp32, no reduced precision; only the summation order differs). On an AMD EPYC (Zen 5), where the MKL
-inside PyTorch runs its AVX2 code, a 256x256x256 matmul takes ~150 us there vs ~315 us through MKL; on
-Intel CPUs expect about parity or a loss (an Intel Xeon with AMX measured IQL at 0.77x the stock-path reference
-there). ``bench perf --no-onednn`` measures the difference on a given machine; ``BENCH_ONEDNN=0`` switches the
-path off for a whole run. The hand-written backward is checked against ``nn.Linear`` to first and second order
-(``tests/methods/test_nets.py``), and a torch without the private op falls back to ``nn.functional.linear``.
+Hidden layers on CPU run their fp32 matmuls through oneDNN (``linear``, by PyTorch's private
+``torch.ops.mkldnn._linear_pointwise``): same math as ``nn.Linear`` (IEEE fp32, no reduced precision; only the
+summation order differs). On an AMD EPYC (Zen 5), where the MKL inside PyTorch runs its AVX2 code, a
+256x256x256 matmul takes ~150 us there vs ~315 us through MKL; on Intel CPUs expect about parity or a loss (an
+Intel Xeon with AMX measured IQL at 0.77x the stock-path reference there). ``bench perf --no-onednn`` measures
+the difference on a given machine.
+
+Switching it off routes every layer through ``nn.functional.linear`` (and ensembles through their batched
+matmuls): ``BENCH_ONEDNN=0`` for a whole process, ``with use_onednn(False):`` inside one. The numbers then differ
+in the last bits (another summation order), so results made either way are not bit-comparable. The op is probed
+once at import (a small forward and backward against ``nn.functional.linear``); a torch that drops or breaks it
+falls back silently (a debug log only). The hand-written backward is checked against ``nn.Linear`` to first and
+second order, and the fallback with the op taken away, in ``tests/methods/test_fast_linear.py``.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import platform
@@ -20,26 +27,12 @@ import torch
 from torch import nn
 
 # --------------------------------------------------------------------------------------------- fast linear
+logger = logging.getLogger(__name__)
+
+
 def _onednn(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False):
     """relu?(x @ weight.T + bias) by oneDNN's fp32 matmul, the ReLU fused in; ``weight.t()`` needs no copy."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
-
-
-def onednn_available() -> bool:
-    """Whether oneDNN's fused linear is here and right: x86-64, a torch with the (private) op, and one small
-    product that matches ``nn.functional.linear``. A torch that drops or breaks the op falls back silently."""
-    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
-        return False
-    try:
-        x, w, b = torch.linspace(-1, 1, 48).reshape(3, 16), torch.linspace(1, -1, 256).reshape(16, 16), torch.ones(16)
-        return bool(torch.allclose(_onednn(x, w, b, relu=True), torch.relu(nn.functional.linear(x, w, b)), atol=1e-5))
-    except (AttributeError, RuntimeError, NotImplementedError):
-        return False
-
-
-# False: nn.functional.linear everywhere (to compare speed or results); also off with BENCH_ONEDNN=0.
-ONEDNN_LINEAR = os.environ.get("BENCH_ONEDNN", "1") != "0" and onednn_available()
-ONEDNN_MIN_FEATURES = 16  # narrower outputs (scalar heads) are faster through MKL's GEMV
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -70,6 +63,51 @@ class _OneDNNLinear(torch.autograd.Function):
             grad_weight = _onednn(x.t(), grad.t()).t() if narrow_input else _onednn(grad.t(), x.t())
         grad_bias = grad.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
         return grad_x, grad_weight, grad_bias, None
+
+
+def _matches_stock_linear(inputs: int, outputs: int) -> bool:
+    """One small ``_OneDNNLinear`` forward and backward (the calls training makes) against nn.functional.linear."""
+    with torch.inference_mode(False), torch.enable_grad():
+        x = torch.linspace(-1, 1, 3 * inputs).reshape(3, inputs).requires_grad_()
+        w = torch.linspace(1, -1, outputs * inputs).reshape(outputs, inputs).requires_grad_()
+        b = torch.linspace(-0.5, 0.5, outputs).requires_grad_()
+        upstream = torch.linspace(-1, 1, 3 * outputs).reshape(3, outputs)
+        ours, ref = _OneDNNLinear.apply(x, w, b, True), torch.relu(nn.functional.linear(x, w, b))
+        pairs = [(ours, ref), *zip(torch.autograd.grad(ours, (x, w, b), upstream),
+                                   torch.autograd.grad(ref, (x, w, b), upstream))]
+    return all(torch.allclose(mine, stock, atol=1e-4) for mine, stock in pairs)
+
+
+def onednn_available() -> bool:
+    """Whether oneDNN's fused linear is here and right: x86-64, a torch with the (private) op, and small
+    products (both weight-gradient layouts) that match ``nn.functional.linear``. A torch that drops or breaks
+    the op falls back silently."""
+    if platform.machine().lower() not in ("x86_64", "amd64") or not torch.backends.mkldnn.is_available():
+        return False
+    try:
+        if _matches_stock_linear(16, 24) and _matches_stock_linear(24, 16):
+            return True
+        logger.debug("oneDNN linear disagrees with nn.functional.linear: using nn.functional.linear")
+    except Exception as err:  # noqa: BLE001 -- any failure of a private op means: don't use it
+        logger.debug("oneDNN linear unavailable (%s: %s): using nn.functional.linear", type(err).__name__, err)
+    return False
+
+
+# False: nn.functional.linear everywhere (to compare speed or results); off with BENCH_ONEDNN=0 or use_onednn(False).
+ONEDNN_LINEAR = os.environ.get("BENCH_ONEDNN", "1") != "0" and onednn_available()
+ONEDNN_MIN_FEATURES = 16  # narrower outputs (scalar heads) are faster through MKL's GEMV
+
+
+@contextlib.contextmanager
+def use_onednn(enabled: bool):
+    """Inside, ``linear`` takes the oneDNN path if ``enabled`` and the op is here and right; False routes
+    every layer through nn.functional.linear. The previous setting comes back on exit."""
+    global ONEDNN_LINEAR
+    before, ONEDNN_LINEAR = ONEDNN_LINEAR, bool(enabled) and onednn_available()
+    try:
+        yield ONEDNN_LINEAR
+    finally:
+        ONEDNN_LINEAR = before
 
 
 def uses_onednn(x: torch.Tensor) -> bool:

@@ -1,4 +1,4 @@
-"""Network blocks (methods/nets.py) other than the fast linear path (test_nets.py): ensembles are independent
+"""Network blocks (methods/nets.py) other than the fast linear path (test_fast_linear.py): ensembles are independent
 members, the tanh-Gaussian log-probability is the change-of-variables density, soft updates interpolate."""
 from __future__ import annotations
 
