@@ -46,7 +46,7 @@ CHUNK = 65_536  # states per forward pass when scoring whole datasets
 
 @dataclass(frozen=True)
 class Config:
-    warmup_steps: int | None = None      # None: maze2d 50k, locomotion 200k
+    warmup_steps: int | None = None      # None: per task (task_defaults): maze2d 50k, locomotion 200k
     round_every: int | None = None       # None: maze2d 20k, locomotion 50k
     augmentation_budget: int = 4_000_000  # augmented transitions over all rounds (B = budget // rounds)
     pool_cap: int = 4_000_000            # cumulative augmented pool keeps the newest this many
