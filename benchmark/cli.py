@@ -16,7 +16,7 @@ from envs import BenchError
 
 EXIT_USAGE = 2        # a user mistake (one line on stderr); click's own usage errors use 2 too
 EXIT_RUNS_FAILED = 3  # `bench run`: the grid finished, but at least one run failed (see its result.json)
-_calibration_device = api.calibration_device  # its name before benchmark.api (tests/test_scale_out.py)
+_calibration_device = api.calibration_device  # its name before benchmark.api (tests/benchmark/test_scale_out.py)
 
 
 def _default(func, name: str):

@@ -39,6 +39,8 @@ def parse_set_options(items: list[str] | tuple[str, ...], methods: list[str]) ->
                                  f"add it to --methods or drop this --set")
             out.setdefault(method, {})[field_name] = value
             continue
+        if key == "num_steps":
+            raise BenchError("--set num_steps: num_steps is the run length, set by the profile; pick another --profile")
         targets = [m for m in methods if key in _field_types(get_method(m).Config)]
         if not targets:
             raise BenchError(f"--set {key}: none of the selected methods ({', '.join(methods)}) has a "
@@ -122,6 +124,13 @@ def resolve_config(method_cls: type, *override_layers: dict[str, Any]):
         for key, value in (layer or {}).items():
             _set_path(values, key.split("."), value)
     return _build(method_cls.Config, values, method_cls.name)
+
+
+def method_config(method_cls: type, task, profile: str, user: dict[str, Any] | None = None):
+    """The Config of a run of ``method_cls`` on ``task`` (a TaskSpec) under the profile named ``profile``, later
+    winning: the Config defaults <- the method's ``task_defaults(task)`` <- its ``budgets[profile]`` <- ``user``
+    (the CLI's / grid file's overrides). Every value the task decides is concrete here, before the run."""
+    return resolve_config(method_cls, method_cls.task_defaults(task), method_cls.budgets.get(profile, {}), user or {})
 
 
 def _set_path(tree: dict, path: list[str], value: Any) -> None:

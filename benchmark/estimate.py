@@ -26,7 +26,6 @@ from tqdm.auto import tqdm
 
 from benchmark.config import resolve_config
 from benchmark.grid import RunSpec
-from benchmark.profiles import get_profile
 from envs.tasks import get_task
 from methods.base import synchronize
 from methods.data import synthetic_data
@@ -70,12 +69,13 @@ def build_for_timing(spec: RunSpec, device: str = "cpu"):
     task, cls = get_task(spec.task), get_method(spec.method)
     data = synthetic_data(task.obs_dim, task.act_dim, expert_episodes=5, supplementary_episodes=50, horizon=100)
     torch.manual_seed(0)
-    method = cls(task, data, resolve_config(cls, spec.config), 0, torch.device(device))
+    steps = spec.settings["num_steps"]
+    method = cls(task, data, resolve_config(cls, spec.config), 0, torch.device(device), steps)
     try:
         method.update(0)
     except Exception:  # the method needs its pretraining first: run it on the synthetic data
-        method = cls(task, data, resolve_config(cls, get_profile("smoke").method_overrides.get(spec.method, {}),
-                                                 _learner_only(spec.config)), 0, torch.device(device))
+        method = cls(task, data, resolve_config(cls, cls.budgets.get("smoke", {}), spec.config), 0,
+                     torch.device(device), steps)
         method.pretrain(partial(tqdm, disable=True))
     return method
 
@@ -140,11 +140,6 @@ def _time_updates(spec: RunSpec, seconds: float, device: str, threads: int | Non
             synchronize(device)  # keep the clock honest: queued GPU work counts
     synchronize(device)
     return (time.perf_counter() - start) / count
-
-
-def _learner_only(config: dict) -> dict:
-    """The run's config minus the num_steps the smoke fallback would otherwise inherit."""
-    return {k: v for k, v in config.items() if k != "num_steps"}
 
 
 def calibrate_episode(task_name: str) -> float:

@@ -1,11 +1,10 @@
 """Grid expansion: (methods x tasks x seeds) under one profile -> run specs with stable run keys."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.config import Overrides, config_dict, resolve_config, stable_hash
+from benchmark.config import Overrides, config_dict, method_config, stable_hash
 from benchmark.profiles import Profile
 from benchmark.validation import validate_config
 from envs import BenchError
@@ -84,15 +83,21 @@ def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile:
         if "num_steps" in user:
             raise BenchError(f"{method}.num_steps is the run length, set by the profile; pick another --profile")
         for task in tasks:
-            steps = profile.steps_for(method, get_task(task).family)
-            owned = {"num_steps": steps} if "num_steps" in _field_names(cls.Config) else {}
-            resolved = resolve_config(cls, profile.method_overrides.get(method, {}), user, owned)
+            spec_task = get_task(task)
+            resolved = method_config(cls, spec_task, profile.name, user)
             validate_config(resolved, method)
             config = config_dict(resolved)
-            settings = {**profile.settings(), "num_steps": steps, **draw, **_data_version(get_task(task))}
+            settings = {**profile.settings(), "num_steps": run_steps(cls, profile, spec_task.family), **draw,
+                        **_data_version(spec_task)}
             for seed in seeds:
                 specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, settings))
     return specs
+
+
+def run_steps(method_cls: type, profile: Profile, family: str) -> int:
+    """A run's learner updates: the method's own for this profile and task family (``Method.run_steps``: SRA's
+    200k / 500k at paper), else the profile's. The runner's setting, passed to the method as ``num_steps``."""
+    return method_cls.run_steps.get(profile.name, {}).get(family, profile.num_steps)
 
 
 def _data_version(task) -> dict[str, int]:
@@ -102,6 +107,3 @@ def _data_version(task) -> dict[str, int]:
     version = DATA_VERSION[task.family]
     return {"data_version": version} if version else {}
 
-
-def _field_names(config_cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(config_cls)}

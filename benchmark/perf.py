@@ -12,10 +12,11 @@ the stock PyTorch path instead, to see what that buys on a given machine.
 """
 from __future__ import annotations
 
+
 import os
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -206,9 +207,10 @@ def time_updates(update: Callable[[], object], device: torch.device, count: int)
 
 
 def _ours(name: str, critics: int | None, task, device: torch.device, compile_update: bool):
-    from methods.learners import LEARNERS, build_learner
+    from methods.learners import LEARNERS, build_learner, learner_task_defaults
     _, config_cls = LEARNERS[name]
     config = config_cls(num_critics=critics) if name == "sacn" else config_cls()
+    config = replace(config, **learner_task_defaults(config, task, f"bench perf {name}"))
     learner = build_learner(config, task, device)
     return torch.compile(learner.update) if compile_update else learner.update
 

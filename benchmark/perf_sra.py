@@ -107,15 +107,17 @@ def measure_sra(method: str = "sra", task: str = "maze2d-umaze-sparse", profile:
     """Time SRA's phases for one (method, task, profile) and project them to a whole run (see module doc)."""
     from benchmark.config import resolve_config
     from benchmark.grid import expand_grid
-    from benchmark.profiles import SRA_METHODS, get_profile
+    from benchmark.profiles import get_profile
     from benchmark.runner import load_imitation_data, resolve_device
     from methods.data import Transitions
-    from methods.registry import get_method
+    from methods.registry import available, get_method
+    from methods.sra import SRA
     from envs.tasks import get_task
     from benchmark.perf import device_name
 
-    if method not in SRA_METHODS:
-        raise BenchError(f"bench perf sra times SRA's phases; valid methods: {', '.join(SRA_METHODS)}")
+    sra_methods = [name for name, cls in available().items() if issubclass(cls, SRA) and cls.Config().augment]
+    if method not in sra_methods:
+        raise BenchError(f"bench perf sra times SRA's phases; valid methods: {', '.join(sra_methods)}")
     chosen = get_profile(profile)
     spec = expand_grid([method], [task], [seed], chosen, {method: overrides} if overrides else None)[0]
     cls, spec_task, dev = get_method(method), get_task(task), resolve_device(device)
@@ -124,7 +126,8 @@ def measure_sra(method: str = "sra", task: str = "maze2d-umaze-sparse", profile:
     data = load_imitation_data(spec_task, chosen.data, chosen.expert_episodes)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    sra = cls(spec_task, data, config, seed, dev)
+    num_steps = spec.settings["num_steps"]
+    sra = cls(spec_task, data, config, seed, dev, num_steps)
     both = Transitions.concat(sra.expert, sra.supplementary)
     cost = SRACost(method, task, profile, str(dev), device_name(dev), torch.get_num_threads(), len(both))
 
@@ -154,9 +157,9 @@ def measure_sra(method: str = "sra", task: str = "maze2d-umaze-sparse", profile:
     if sra.round_steps:
         cost.phases.append(Phase("augmentation", timed_rounds, seconds, len(sra.round_steps)))
 
-    log(f"learner: {learner_updates} of {config.num_steps} updates")
+    log(f"learner: {learner_updates} of {num_steps} updates")
     cost.phases.append(time_loop(lambda clock: [sra.update(-1) for _ in clock(range(learner_updates + 3))], dev,
-                                 "learner", config.num_steps))
+                                 "learner", num_steps))
     if dev.type == "cuda":
         cost.peak_memory_mb = torch.cuda.max_memory_allocated(dev) / 2**20
     return cost

@@ -250,7 +250,7 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         bases.append(base)
 
     seed_everything(spec.seed)
-    method = method_cls(task, data, config, spec.seed, device)
+    method = method_cls(task, data, config, spec.seed, device, spec.settings["num_steps"])
     checkpoint_path = directory / CHECKPOINT_FILE
     checkpoint = _load_checkpoint(checkpoint_path, warn)
     if checkpoint is not None and "curves" not in checkpoint:  # a checkpoint from before shared training

@@ -7,6 +7,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
+from envs import BenchError
 from envs.tasks import TaskSpec
 from methods.data import ImitationData
 
@@ -15,14 +16,37 @@ Progress = Callable[..., Any]  # tqdm-like: progress(iterable, desc=..., total=.
 
 class Method:
     """Subclass, set ``name``, ``description`` and ``Config`` (a dataclass, every field defaulted),
-    implement ``update`` / ``act`` / ``state_dict`` / ``load_state_dict``; ``pretrain`` is optional."""
+    implement ``update`` / ``act`` / ``state_dict`` / ``load_state_dict``; ``pretrain`` is optional.
+
+    The method's file declares everything about it: ``budgets`` and ``run_steps`` (what each profile gives it),
+    ``task_defaults`` (hyper-parameters that depend on the task). A run's config is, later winning: the Config
+    defaults <- ``task_defaults(task)`` <- ``budgets[profile]`` <- the user's overrides
+    (``benchmark.config.method_config``), so every stored config holds concrete values."""
 
     name: ClassVar[str]
     description: ClassVar[str] = ""
     Config: ClassVar[type]
+    # Config overrides per profile name, e.g. {"smoke": {"model": {"max_steps": 50}}, "quick": {...}}: shrunk
+    # phases (dynamics models, CVAE, ...) for the cheaper profiles; a profile not named runs the Config defaults.
+    # A method with heavy phases (a ``pretrain``) needs a "smoke" entry, {} if it has nothing to shrink
+    # (tests/methods/test_method_contract.py checks it), so CI never runs them full-size.
+    budgets: ClassVar[dict[str, dict[str, Any]]] = {}
+    # Learner updates per run where the method has its own, profile name -> task family -> updates (SRA's
+    # 200k / 500k at paper); elsewhere the profile's ``num_steps``. The runner owns the number (``num_steps``).
+    run_steps: ClassVar[dict[str, dict[str, int]]] = {}
 
-    def __init__(self, task: TaskSpec, data: ImitationData, config: Any, seed: int, device: torch.device):
+    def __init__(self, task: TaskSpec, data: ImitationData, config: Any, seed: int, device: torch.device,
+                 num_steps: int):
+        """``num_steps``: the run's learner updates, as the runner will call ``update``; schedules that span the
+        run (SRA's rounds and lr drop, OTIL's cosine) read it."""
         self.task, self.data, self.config, self.seed, self.device = task, data, config, seed, torch.device(device)
+        self.num_steps = num_steps
+
+    @classmethod
+    def task_defaults(cls, task: TaskSpec) -> dict[str, Any]:
+        """Config values that depend on the task (e.g. SRA's model ratio per maze size), as overrides (nested
+        groups as dicts); resolved before the run, so the stored config holds them. Default: none."""
+        return {}
 
     def pretrain(self, progress: Progress) -> None:
         """Optional phases before the learner loop (dynamics models, CVAE, discriminators)."""
@@ -41,6 +65,28 @@ class Method:
 
     def load_state_dict(self, state: dict) -> None:
         raise NotImplementedError
+
+
+FAMILIES = ("maze2d", "locomotion")  # the task families methods keep per-task defaults for
+
+
+def task_kind(task: TaskSpec, method: str) -> str:
+    """What per-task defaults are keyed by: "maze2d", or a locomotion task's robot ("hopper", ...). A task of
+    another family is an error naming ``method``, not silently given locomotion's defaults."""
+    if task.family == "maze2d":
+        return "maze2d"
+    if task.family == "locomotion":
+        return task.name.split("-")[0]
+    raise BenchError(f"{method} keeps per-task defaults for {' and '.join(FAMILIES)} tasks only; {task.name} is a "
+                     f"{task.family!r} task")
+
+
+def maze_value(table: dict[str, Any], task: TaskSpec, method: str, field: str) -> Any:
+    """``table``'s value for a maze2d task's maze size; a maze the table lacks is an error naming ``field``."""
+    if task.maze_map not in table:
+        raise BenchError(f"{method} has {field} defaults for the {', '.join(table)} mazes; {task.name} has maze "
+                         f"{task.maze_map!r}: set {method}.{field}")
+    return table[task.maze_map]
 
 
 def synchronize(device: torch.device | str) -> None:

@@ -39,8 +39,8 @@ class BCExp(Method):
     description = "Behaviour cloning on the expert episodes only"
     Config = Config
 
-    def __init__(self, task, data, config: Config, seed, device):
-        super().__init__(task, data, config, seed, device)
+    def __init__(self, task, data, config: Config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         if config.policy not in ("deterministic", "gaussian"):
             raise ValueError(f"bc-exp policy must be 'deterministic' or 'gaussian', got {config.policy!r}")
         actor_cls = TanhGaussianActor if config.policy == "gaussian" else DeterministicActor

@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from methods.base import Method, act_numpy, synchronize
-from methods.dynamics import GAUSSIAN, DynamicsConfig, DynamicsEnsemble, rollout, termination_fn
+from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble, rollout,
+                              termination_fn)
 from methods.learners import SACNConfig, build_learner
 from methods.learners.base import step as optimizer_step
 from methods.nets import adam, mlp
@@ -89,9 +90,14 @@ class CLARE(Method):
     name = "clare"
     description = "Conservative model-based reward learning (uncertainty-weighted data), SAC + BC in the model"
     Config = Config
+    # quick: 2k starts every 50 updates (official: 5k every 20); ~10 reward updates in 20k steps (official: 10)
+    budgets = {"smoke": {"model": GAUSSIAN_SMOKE, "learner": {"hidden_dims": [64, 64]}, "reward_hidden_dims": [64, 64],
+                         "rollout_batch": 200, "rollout_every": 20, "first_reward_update": 20, "reward_every": 100,
+                         "reward_batch_size": 256, "replay_samples": 1_000, "replay_size": 20_000},
+               "quick": {"model": GAUSSIAN_QUICK, "rollout_batch": 2_000, "rollout_every": 50, "reward_every": 2_000}}
 
-    def __init__(self, task, data, config: Config, seed, device):
-        super().__init__(task, data, config, seed, device)
+    def __init__(self, task, data, config: Config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         if config.first_reward_update < 1:
             raise ValueError("first_reward_update must be >= 1: the reward learns from rollouts made before it")
         obs_dim, act_dim, norm = task.obs_dim, task.act_dim, data.normalizer

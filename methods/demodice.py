@@ -102,8 +102,8 @@ class DemoDICE(Method):
     description = "DICE: discriminator reward, nu by log-sum-exp over the union, advantage-weighted BC"
     Config = Config
 
-    def __init__(self, task, data, config: Config, seed, device):
-        super().__init__(task, data, config, seed, device)
+    def __init__(self, task, data, config: Config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         obs_dim, act_dim, hidden = task.obs_dim, task.act_dim, config.hidden_dims
         self.discriminator = mlp(obs_dim + act_dim, 1, hidden).to(self.device)
         self.value = ValueFunction(obs_dim, hidden).to(self.device)

@@ -86,8 +86,8 @@ class DWBC(Method):
     description = "Discriminator-weighted BC: a PU discriminator on (s, a, log pi) weights BC on D^E and D^S"
     Config = Config
 
-    def __init__(self, task, data, config: Config, seed, device):
-        super().__init__(task, data, config, seed, device)
+    def __init__(self, task, data, config: Config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         if config.unlabeled not in ("supplementary", "union"):
             raise ValueError(f"dwbc unlabeled must be 'supplementary' or 'union', got {config.unlabeled!r}")
         obs_dim, act_dim, hidden = task.obs_dim, task.act_dim, config.hidden_dims

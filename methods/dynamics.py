@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from methods import model_cache
+from methods.base import task_kind
 from methods.data import Normalizer, Transitions
 from methods.nets import EnsembleLinear, ensemble_mlp
 
@@ -58,6 +59,11 @@ GAUSSIAN = DynamicsConfig(num_members=7, num_elites=5, hidden_dims=(200, 200, 20
                           gaussian=True, optimizer="adam", lr=1e-3,
                           weight_decay=(2.5e-5, 5e-5, 7.5e-5, 7.5e-5, 1e-4), grad_clip=0.0, epochs=1000,
                           holdout_ratio=0.2, patience=5, normalize_targets=False)
+# GAUSSIAN's budgets (a method's ``budgets[profile]["model"]``). ROMI, MILO and CLARE use the same ones, so with
+# BENCH_MODEL_CACHE set MILO and CLARE share one trained forward model per (task, seed). quick: the 4x200
+# ensemble for at most 4k steps (early stopping on umaze; ~3 epochs on large).
+GAUSSIAN_SMOKE = {"hidden_dims": [64, 64], "weight_decay": [2.5e-5, 5e-5, 1e-4], "max_steps": 100}
+GAUSSIAN_QUICK = {"max_steps": 4_000}
 
 
 def model_loss(mean: torch.Tensor, log_var: torch.Tensor | None, target: torch.Tensor) -> torch.Tensor:
@@ -339,6 +345,13 @@ def rollout(model: DynamicsEnsemble, policy: Callable[[torch.Tensor], torch.Tens
             parts.append(part)
             pool = pred[~ended]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+def reverse_rollout_defaults(task, method: str) -> dict[str, object]:
+    """SRA's and ROMI's reverse rollouts per task (the SRA paper): horizon 5 with uniform actions on maze2d and
+    hopper, else horizon 1 with a CVAE reverse policy."""
+    short = task_kind(task, method) in ("maze2d", "hopper")
+    return {"horizon": 5 if short else 1, "reverse_policy": "uniform" if short else "cvae"}
 
 
 def termination_fn(task) -> Callable[[torch.Tensor], torch.Tensor] | None:

@@ -43,7 +43,8 @@ from typing import Literal
 import torch
 
 from methods.base import Method, act_numpy
-from methods.dynamics import GAUSSIAN, DynamicsConfig, DynamicsEnsemble, rollout, termination_fn
+from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble, rollout,
+                              termination_fn)
 from methods.learners import SACNConfig, build_learner
 from methods.nets import adam
 from methods.registry import register
@@ -126,9 +127,12 @@ class MILO(Method):
     name = "milo"
     description = "MMD cost on random features minus model disagreement, SAC in a learned model, BC warm start"
     Config = Config
+    budgets = {"smoke": {"model": GAUSSIAN_SMOKE, "learner": {"hidden_dims": [64, 64]}, "rollout_batch": 200,
+                         "rollout_every": 50, "buffer_size": 5_000, "bc_steps": 300, "bandwidth_pairs": 10_000},
+               "quick": {"model": GAUSSIAN_QUICK, "rollout_batch": 2_000, "bc_steps": 5_000}}
 
-    def __init__(self, task, data, config: Config, seed, device):
-        super().__init__(task, data, config, seed, device)
+    def __init__(self, task, data, config: Config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         if config.bc_data not in ("union", "expert"):
             raise ValueError(f"milo.bc_data must be 'union' or 'expert', got {config.bc_data!r}")
         self.learner = build_learner(config.learner, task, self.device)

@@ -47,7 +47,6 @@ class Config:
     include_expert: bool = True    # train on D^E u D^S, D^E relabelled too; False: D^S only
     return_range: float = 1000.0   # rewards x this / (max - min trajectory return) (official); 0: unscaled
     batch_size: int = 256          # uniform batches over the relabelled data (official)
-    num_steps: int = 1_000_000     # the run's length (filled in by the runner from the profile)
     lr_schedule: bool = True       # the actor lr decays by a cosine over the run (official)
     learner: IQLConfig = field(default_factory=IQLConfig)
 
@@ -120,11 +119,13 @@ class OTIL(Method):
     description = "Optimal-transport rewards against the expert demos (Sinkhorn, cosine cost), then IQL"
     Config = Config
 
-    def __init__(self, task, data, config, seed, device):
-        super().__init__(task, data, config, seed, device)
+    budgets = {"smoke": {}}  # the OT relabelling scales with the data, and smoke's data is small: nothing to shrink
+
+    def __init__(self, task, data, config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         learner = config.learner
         if config.lr_schedule and isinstance(learner, IQLConfig):
-            learner = dataclasses.replace(learner, lr_schedule_steps=config.num_steps)
+            learner = dataclasses.replace(learner, lr_schedule_steps=num_steps)
         self.learner = build_learner(learner, task, self.device)
         self.rewards: np.ndarray | None = None
         self.sampler: MixtureSampler | None = None

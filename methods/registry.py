@@ -1,21 +1,22 @@
 """The method registry: in-tree methods plus any package exposing the ``bench.methods`` entry-point group.
 
-An entry point may name a Method subclass (registered under its ``name``) or a module whose import
-registers its methods with ``@register``.
+In-tree methods are found by importing every module of the ``methods`` package (a module registers its methods
+with ``@register``; importing the helper modules registers nothing), so adding one is saving its file. An entry
+point may name a Method subclass (registered under its ``name``) or a module whose import registers its methods.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 import warnings
 from importlib.metadata import entry_points
 
+import methods as methods_package
 from envs import BenchError
 from methods.base import Method
 
 ENTRY_POINT_GROUP = "bench.methods"
-BUILTIN_MODULES = ["methods.bc_exp", "methods.uds", "methods.sra", "methods.sra_variants", "methods.demodice",
-                   "methods.dwbc", "methods.otil", "methods.romi", "methods.milo", "methods.clare"]
 
 _REGISTRY: dict[str, type[Method]] = {}
 _loaded = False
@@ -40,8 +41,9 @@ def _load_all() -> None:
     if _loaded:
         return
     _loaded = True
-    for module in BUILTIN_MODULES:
-        importlib.import_module(module)
+    for module in pkgutil.iter_modules(methods_package.__path__, "methods."):
+        if not module.ispkg:  # subpackages (learners/) hold building blocks, not methods
+            importlib.import_module(module.name)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             obj = ep.load()

@@ -31,11 +31,11 @@ import numpy as np
 import torch
 
 from envs.maze import maze_grid
-from methods.base import Method, act_numpy
+from methods.base import Method, act_numpy, maze_value, task_kind
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
-from methods.dynamics import DynamicsConfig, DynamicsEnsemble
-from methods.learners import IQLConfig, build_learner
+from methods.dynamics import DynamicsConfig, DynamicsEnsemble, reverse_rollout_defaults
+from methods.learners import IQLConfig, build_learner, learner_task_defaults
 from methods.learners.base import step as optimize
 from methods.nets import TanhGaussianActor, adam
 from methods.registry import register
@@ -46,8 +46,7 @@ CHUNK = 65_536  # states per forward pass when scoring whole datasets
 
 @dataclass(frozen=True)
 class Config:
-    num_steps: int = 200_000             # the run's length (filled in by the runner from the profile)
-    warmup_steps: int | None = None      # None: maze2d 50k, locomotion 200k
+    warmup_steps: int | None = None      # None: per task (task_defaults): maze2d 50k, locomotion 200k
     round_every: int | None = None       # None: maze2d 20k, locomotion 50k
     augmentation_budget: int = 4_000_000  # augmented transitions over all rounds (B = budget // rounds)
     pool_cap: int = 4_000_000            # cumulative augmented pool keeps the newest this many
@@ -73,14 +72,11 @@ class Config:
                                                                  lr_schedule_steps=500_000))
 
 
-def task_defaults(task) -> dict:
-    """SRA's per-task horizon, reverse policy, model ratio and schedule (maze2d's schedule: see Deviations)."""
-    maze, env = task.family == "maze2d", task.name.split("-")[0]
-    short = maze or env == "hopper"
-    ratio = {"umaze": 0.7, "medium": 0.5, "large": 0.5}.get(task.maze_map) if maze else (0.5 if env == "hopper" else 0.1)
-    return {"horizon": 5 if short else 1, "reverse_policy": "uniform" if short else "cvae", "model_ratio": ratio,
-            "warmup_steps": 50_000 if maze else 200_000, "round_every": 20_000 if maze else 50_000,
-            "learner_lr": 1e-3 if maze else 1e-4, "lr_drop": maze}
+# The model ratio r per maze size or robot (the SRA paper). The large maze's 0.5 differs from ROMI's 0.3 on purpose:
+# each is its own paper's setting (methods/romi.py).
+MAZE_RATIO = {"umaze": 0.7, "medium": 0.5, "large": 0.5}
+ROBOT_RATIO = {"hopper": 0.5}
+OTHER_ROBOT_RATIO = 0.1  # the paper's "others" (halfcheetah, walker2d, ant, and any other robot)
 
 
 @torch.no_grad()
@@ -121,11 +117,37 @@ class SRA(Method):
     name = "sra"
     description = "Self-paced reverse augmentation (the paper's method) with IQL + BC"
     Config = Config
+    # SRA's phases per profile: schedule (warm-up, round spacing), augmentation budget, model training budget.
+    # quick: 2x256 reverse models for at most 3k steps (2x1024 for 20 epochs is hours on a CPU), with Adam 1e-3:
+    # SGD 1e-4 learns too little in 3k steps (umaze: one-step error on expert states 0.89 x "no change"; Adam
+    # 1e-3: 0.02 x; scripts/model_error.py, docs/results.md). paper: the Config defaults (the paper's and the
+    # official code's budgets). The variants (methods/sra_variants.py) inherit these.
+    budgets = {
+        "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,
+                  "model": {"hidden_dims": [64, 64], "max_steps": 50}, "cvae": {"num_steps": 50}},
+        "quick": {"warmup_steps": 5_000, "round_every": 2_500, "augmentation_budget": 300_000,
+                  "model": {"hidden_dims": [256, 256], "max_steps": 3_000, "optimizer": "adam", "lr": 1e-3},
+                  "cvae": {"num_steps": 5_000}},
+    }
+    run_steps = {"paper": {"maze2d": 200_000, "locomotion": 500_000}}  # official locomotion; maze2d: Deviations
 
-    def __init__(self, task, data, config: Config, seed, device):
-        super().__init__(task, data, config, seed, device)
-        defaults = task_defaults(task)
-        self.settings = {k: getattr(config, k) if getattr(config, k) is not None else v for k, v in defaults.items()}
+    @classmethod
+    def task_defaults(cls, task) -> dict:
+        """SRA's per-task horizon, reverse policy, model ratio, schedule and learner lr (maze2d's schedule: see
+        Deviations), and the learner's own (AWAC's lambda, SAC-N's critics) for the variants."""
+        kind = task_kind(task, cls.name)
+        maze = kind == "maze2d"
+        ratio = (maze_value(MAZE_RATIO, task, cls.name, "model_ratio") if maze
+                 else ROBOT_RATIO.get(kind, OTHER_ROBOT_RATIO))
+        defaults = {**reverse_rollout_defaults(task, cls.name), "model_ratio": ratio,
+                    "warmup_steps": 50_000 if maze else 200_000, "round_every": 20_000 if maze else 50_000,
+                    "learner_lr": 1e-3 if maze else 1e-4, "lr_drop": maze}
+        if learner := learner_task_defaults(cls.Config().learner, task, cls.name):
+            defaults["learner"] = learner
+        return defaults
+
+    def __init__(self, task, data, config: Config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         self.expert = data.expert.without_last() if config.drop_last else data.expert
         self.supplementary = data.supplementary.without_last() if config.drop_last else data.supplementary
         self.learner = build_learner(self._learner_config(), task, self.device)
@@ -142,10 +164,10 @@ class SRA(Method):
         self.model = (DynamicsEnsemble(task.obs_dim, task.act_dim, config.model, data.normalizer,
                                        config.direction).to(self.device) if config.augment else None)
         self.cvae = (CVAE(task.obs_dim, task.act_dim, config.cvae).to(self.device)
-                     if self.settings["reverse_policy"] == "cvae" and config.augment else None)
+                     if config.reverse_policy == "cvae" and config.augment else None)
         self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
-        start, every = self.settings["warmup_steps"], self.settings["round_every"]
-        self.round_steps = list(range(start, config.num_steps, every)) if config.augment else []
+        self.round_steps = (list(range(config.warmup_steps, num_steps, config.round_every)) if config.augment
+                            else [])
         self.goal_indices = torch.zeros(0, dtype=torch.long)   # accumulated supplementary goals (a list)
         self.augmented: Transitions | None = None              # cumulative pool
         self.history: list[np.ndarray] = []                    # a sample of each round's states, for plots
@@ -156,12 +178,12 @@ class SRA(Method):
         self.phase_times = {"model": 0.0, "reverse_policy": 0.0, "augmentation": 0.0}
 
     def _learner_config(self):
-        c, s = self.config, self.settings
+        c = self.config
         if not isinstance(c.learner, IQLConfig):
             return c.learner
-        lr = s["learner_lr"]
+        lr = c.learner_lr
         return dataclasses.replace(c.learner, actor_lr=lr, critic_lr=lr, value_lr=lr,
-                                   lr_drop_at=c.num_steps // 2 if s["lr_drop"] else 0)
+                                   lr_drop_at=self.num_steps // 2 if c.lr_drop else 0)
 
     # ------------------------------------------------------------------------------------ pretrain
     def pretrain(self, progress) -> None:
@@ -192,7 +214,7 @@ class SRA(Method):
     @torch.no_grad()
     def augmentation_round(self) -> dict[str, float]:
         """Goals -> h' model steps (backwards by default), keeping K least-confident states per step."""
-        c, h = self.config, self.settings["horizon"]
+        c, h = self.config, self.config.horizon
         norm, actor = self.data.normalizer, self.confidence_actor
         conf_expert = confidence(actor, self.sampler.tensors["expert"].obs)
         accumulated, newest = self._goal_sets(conf_expert)
@@ -235,7 +257,7 @@ class SRA(Method):
 
     def _mix(self, newest: Transitions) -> None:
         """Mixture half: D^S (1 - r), cumulative pool 0.7 r, newest round 0.3 r."""
-        n, r = self.config.mixture_batch_size, self.settings["model_ratio"]
+        n, r = self.config.mixture_batch_size, self.config.model_ratio
         n_pool = round(n * r * 0.7)
         n_new = round(n * r) - n_pool
         self.sampler.replace("supplementary", Source(self.supplementary, n - n_pool - n_new, 0.0))

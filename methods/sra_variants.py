@@ -1,11 +1,13 @@
 """SRA's registered variants: ``sra-noaug``, the like-for-like control (SRA's learner, batches, schedules and data
 handling, no reverse model and no augmentation rounds: SRA minus it measures augmentation alone), and the Table 4
-learners fed by the same augmentation (``sra-iql`` = ``sra``, ``sra-awac``, ``sra-td3bc``, ``sra-sacn``)."""
+learners fed by the same augmentation (``sra-iql`` = ``sra``, ``sra-awac``, ``sra-td3bc``, ``sra-sacn``). Each
+inherits SRA's budgets, run length and task defaults (``sra-sacn`` adds SAC-N's smoke budget)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from methods.learners import AWACConfig, SACNConfig, TD3BCConfig
+from methods.learners.sacn import SMOKE_BUDGET as SACN_SMOKE
 from methods.registry import register
 from methods.sra import SRA, Config
 
@@ -53,3 +55,4 @@ class SRATD3BC(SRA):
 @register
 class SRASACN(SRA):
     name, description, Config = "sra-sacn", "SRA augmentation feeding SAC-N", SACNVariantConfig
+    budgets = {**SRA.budgets, "smoke": {**SRA.budgets["smoke"], "learner": SACN_SMOKE}}

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from methods.base import Method, act_numpy
-from methods.learners import AWACConfig, IQLConfig, SACNConfig, TD3BCConfig, build_learner
+from methods.learners import AWACConfig, IQLConfig, SACNConfig, TD3BCConfig, build_learner, learner_task_defaults
+from methods.learners.sacn import SMOKE_BUDGET as SACN_SMOKE
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source
 
@@ -28,8 +29,14 @@ class UDS(Method):
     description = "Unlabeled data sharing: expert reward 1, supplementary 0, IQL on the union"
     Config = Config
 
-    def __init__(self, task, data, config, seed, device):
-        super().__init__(task, data, config, seed, device)
+    @classmethod
+    def task_defaults(cls, task) -> dict:
+        """The learner's per-task values (AWAC's lambda, SAC-N's critics); IQL and TD3+BC have none."""
+        learner = learner_task_defaults(cls.Config().learner, task, cls.name)
+        return {"learner": learner} if learner else {}
+
+    def __init__(self, task, data, config, seed, device, num_steps):
+        super().__init__(task, data, config, seed, device, num_steps)
         self.learner = build_learner(config.learner, task, self.device)
         self.sampler = MixtureSampler(
             {"expert": Source(data.expert, config.expert_batch_size, config.expert_reward),
@@ -78,3 +85,4 @@ class UDSAWAC(UDS):
 @register
 class UDSSACN(UDS):
     name, description, Config = "uds-sacn", "UDS labelling with SAC-N", SACNVariantConfig
+    budgets = {"smoke": {"learner": SACN_SMOKE}}

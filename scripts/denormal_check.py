@@ -27,7 +27,8 @@ def updates_per_s(run: Path, flush: bool, updates: int) -> float:
     profile, task = get_profile(stored["profile"]), get_task(stored["task"])
     cls = get_method(stored["method"])
     method = cls(task, load_imitation_data(task, profile.data, profile.expert_episodes),
-                 resolve_config(cls, stored["config"]), stored["seed"], torch.device("cpu"))
+                 resolve_config(cls, stored["config"]), stored["seed"], torch.device("cpu"),
+                 stored["settings"]["num_steps"])
     checkpoint = torch.load(run / "checkpoint.pt", weights_only=False)
     method.load_state_dict(checkpoint["method"])
     start = time.perf_counter()

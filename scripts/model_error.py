@@ -25,7 +25,7 @@ def setting_config(name: str):
     """``<method>-<profile>[-raw|-adam<lr>|-steps<n>...]``: the method's model config at a profile, changed."""
     method, profile, *changes = name.split("-")
     cls = get_method(method)
-    config = resolve_config(cls, get_profile(profile).method_overrides.get(method, {}), {}).model
+    config = resolve_config(cls, cls.budgets.get(get_profile(profile).name, {})).model
     for change in changes:
         if change == "raw":
             config = dataclasses.replace(config, normalize_targets=False)

@@ -2,12 +2,12 @@
 returns scalars from ``update`` and acts deterministically. Methods (UDS, SRA, OTIL, ...) wrap them."""
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
 
 from envs.tasks import TaskSpec
+from methods.base import task_kind
 from methods.learners.awac import AWAC, AWACConfig
 from methods.learners.iql import IQL, IQLConfig
 from methods.learners.sacn import SACN, SACNConfig
@@ -22,22 +22,24 @@ LEARNERS: dict[str, tuple[type, type]] = {
 # AWAC's lambda and SAC-N's critic count depend on the task (CORL's per-dataset table).
 AWAC_LAMBDA = {"maze2d": 0.1, "locomotion": 1 / 3}
 SACN_CRITICS = {"maze2d": 25, "hopper": 500, "halfcheetah": 10, "walker2d": 20, "ant": 10}
+SACN_OTHER_ROBOT = 10  # a robot outside CORL's table: CORL's default critic count
 
 
-def for_task(config: Any, task: TaskSpec) -> Any:
-    """Fill the per-task defaults a config leaves as None."""
+def learner_task_defaults(config: Any, task: TaskSpec, method: str) -> dict[str, Any]:
+    """The per-task values a learner config leaves as None (AWAC's lambda, SAC-N's critic count), as overrides;
+    a method's ``task_defaults`` puts them under its ``learner`` group. ``method`` names it in errors."""
     if isinstance(config, AWACConfig) and config.awac_lambda is None:
-        return dataclasses.replace(config, awac_lambda=AWAC_LAMBDA.get(task.family, AWAC_LAMBDA["locomotion"]))
+        return {"awac_lambda": AWAC_LAMBDA["maze2d" if task_kind(task, method) == "maze2d" else "locomotion"]}
     if isinstance(config, SACNConfig) and config.num_critics is None:
-        key = task.family if task.family == "maze2d" else task.name.split("-")[0]
-        return dataclasses.replace(config, num_critics=SACN_CRITICS.get(key, 10))
-    return config
+        return {"num_critics": SACN_CRITICS.get(task_kind(task, method), SACN_OTHER_ROBOT)}
+    return {}
 
 
 def build_learner(config: Any, task: TaskSpec, device: torch.device | str):
-    """The learner a config describes (its class picks the algorithm), with per-task defaults filled."""
+    """The learner a config describes (its class picks the algorithm); per-task values must be resolved
+    (``learner_task_defaults``, through the method's ``task_defaults``)."""
     for cls, config_cls in LEARNERS.values():
         if isinstance(config, config_cls):
-            return cls(task.obs_dim, task.act_dim, for_task(config, task), torch.device(device))
+            return cls(task.obs_dim, task.act_dim, config, torch.device(device))
     raise TypeError(f"not a learner config: {type(config).__name__}; valid: "
                     f"{', '.join(c.__name__ for _, c in LEARNERS.values())}")

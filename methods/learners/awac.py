@@ -40,7 +40,8 @@ def actor_loss(actor, critic, obs, act, awac_lambda, max_weight) -> tuple[torch.
 class AWAC(LearnerBase):
     def __init__(self, obs_dim: int, act_dim: int, config: AWACConfig, device: torch.device):
         if config.awac_lambda is None:
-            raise ValueError("AWACConfig.awac_lambda must be resolved (per family) before building the learner")
+            raise ValueError("AWACConfig.awac_lambda must be resolved (per family) before building the learner "
+                             "(a method's task_defaults: methods.learners.learner_task_defaults)")
         self.config, self.num_updates = config, 0
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_dims).to(device)
         self.critic = EnsembleCritic(obs_dim, act_dim, 2, config.hidden_dims).to(device)

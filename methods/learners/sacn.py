@@ -24,6 +24,11 @@ class SACNConfig:
     init_alpha: float = 1.0         # entropy temperature at the start (CORL: 1); alpha_lr = 0 keeps it there
 
 
+# The smoke budget of a method whose learner is SAC-N (its ``budgets["smoke"]["learner"]``): 25 critics cost
+# ~0.3 s per update on one CPU core; smoke shrinks them to keep runs seconds-long.
+SMOKE_BUDGET = {"num_critics": 5, "hidden_dims": [64, 64, 64]}
+
+
 def critic_loss(critic, critic_target, actor, log_alpha, batch, gamma) -> torch.Tensor:
     with torch.no_grad():
         next_action, next_log_prob = actor.sample(batch["next_obs"])
@@ -46,7 +51,8 @@ def actor_and_alpha_loss(actor, critic, log_alpha, obs, target_entropy, bc_weigh
 class SACN(LearnerBase):
     def __init__(self, obs_dim: int, act_dim: int, config: SACNConfig, device: torch.device):
         if config.num_critics is None:
-            raise ValueError("SACNConfig.num_critics must be resolved (per task) before building the learner")
+            raise ValueError("SACNConfig.num_critics must be resolved (per task) before building the learner "
+                             "(a method's task_defaults: methods.learners.learner_task_defaults)")
         self.config, self.num_updates = config, 0
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_dims).to(device)
         self.critic = EnsembleCritic(obs_dim, act_dim, config.num_critics, config.hidden_dims).to(device)

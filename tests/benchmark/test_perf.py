@@ -71,13 +71,14 @@ def test_phase_projection_is_setup_plus_rate_times_steps():
 
 def test_perf_sra_projects_every_phase_to_the_profiles_run(umaze_smoke):
     from benchmark.profiles import get_profile
+    from methods.registry import get_method
     result = CliRunner().invoke(main, ["perf", "sra", "--profile", "smoke", "--device", "cpu", "--threads", "1",
                                        "--model-steps", "5", "--learner-updates", "20"])
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line.split() for line in result.output.splitlines()
             if line.split()[:1] in (["model"], ["augmentation"], ["learner"]) and line.split()[1].isdigit()}
     smoke = get_profile("smoke")
-    sra_smoke = smoke.method_overrides["sra"]
+    sra_smoke = get_method("sra").budgets["smoke"]
     rounds = len(range(sra_smoke["warmup_steps"], smoke.num_steps, sra_smoke["round_every"]))
     # whole-run step counts: the model's capped fit, the run's rounds, the profile's learner updates
     assert rows["model"][1] == "5" and int(rows["model"][5].replace(",", "")) == sra_smoke["model"]["max_steps"]

@@ -16,7 +16,7 @@ TASK = toy_task()
 def optimizer_step_with_zero_gradient(weight_decay: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """The actor's parameters before and after one optimizer step whose loss gradient is zero."""
     method = BCExp(TASK, synthetic_data(), resolve_config(BCExp, {"weight_decay": weight_decay}), 0,
-                   torch.device("cpu"))
+                   torch.device("cpu"), num_steps=1)
     params = list(method.actor.parameters())
     before = [p.detach().clone() for p in params]
     for p in params:

@@ -62,7 +62,7 @@ def test_discriminator_ranks_expert_like_above_random_on_a_toy_task():
     good, bad = episodes(rng, weights, 10, expert=True), episodes(rng, weights, 10, expert=False)
     data = ImitationData.build(episodes(rng, weights, 5, expert=True), Transitions.concat(good, bad))
     torch.manual_seed(0)
-    method = DWBC(TOY, data, Config(), seed=0, device=torch.device("cpu"))
+    method = DWBC(TOY, data, Config(), seed=0, device=torch.device("cpu"), num_steps=300)
     for step in range(300):
         metrics = method.update(step)
     d_good = method.discriminator_scores(good.observations, good.actions).numpy()

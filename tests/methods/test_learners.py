@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from envs import BenchError
 from envs.tasks import TaskSpec
 from methods.data import Normalizer, Transitions
 from methods.learners import (LEARNERS, SACN_CRITICS, AWACConfig, IQLConfig, SACNConfig, TD3BCConfig,
-                              build_learner, for_task)
-from methods.learners.awac import AWAC
+                              build_learner, learner_task_defaults)
 from methods.learners.sacn import SACN
 from methods.nets import DeterministicActor, adam
 from methods.sampling import MixtureSampler, Source
@@ -29,7 +29,7 @@ LEARNER_NAMES = sorted(LEARNERS)
 def small_config(name: str, **kw):
     """The learner's defaults with 64x64 networks (and 5 SAC-N critics): the algorithm, at test speed."""
     _, config_cls = LEARNERS[name]
-    extra = {"num_critics": 5} if name == "sacn" else {}
+    extra = {"num_critics": 5} if name == "sacn" else {"awac_lambda": 0.1} if name == "awac" else {}
     return config_cls(hidden_dims=(64, 64), **extra, **kw)
 
 
@@ -195,7 +195,8 @@ def all_parameters(learner) -> dict[str, torch.Tensor]:
 # Full default configs (SAC-N: 25 critics for maze2d), plus IQL as SRA runs it (cosine actor lr, weight decay,
 # BC on the expert rows, the lr drop). k = 4 (even): the first update after the load is one where TD3+BC does
 # not update its actor (policy delay 2), so what it reports then must come from the state dict too.
-ROUND_TRIP_CONFIGS = {name: LEARNERS[name][1]() for name in LEARNER_NAMES}
+ROUND_TRIP_CONFIGS = {name: dataclasses.replace(config, **learner_task_defaults(config, toy_task(3), "test"))
+                      for name, config in ((n, LEARNERS[n][1]()) for n in LEARNER_NAMES)}
 ROUND_TRIP_CONFIGS["iql-sra"] = IQLConfig(lr_schedule_steps=10, weight_decay=5e-3, expert_bc_weight=1.0,
                                           lr_drop_at=6)  # the drop happens inside the 3 compared updates
 
@@ -271,35 +272,35 @@ def test_iql_actor_cosine_schedule_keeps_decaying_after_the_lr_drop():
 
 
 def test_awac_lambda_follows_the_family():
-    assert for_task(AWACConfig(), toy_task(4, family="maze2d")).awac_lambda == 0.1
-    assert for_task(AWACConfig(), locomotion("hopper-medium")).awac_lambda == pytest.approx(1 / 3)
-    assert for_task(AWACConfig(), locomotion("walker2d-medium-replay")).awac_lambda == pytest.approx(1 / 3)
-    assert for_task(AWACConfig(awac_lambda=0.7), toy_task(4, family="maze2d")).awac_lambda == 0.7
-    assert for_task(AWACConfig(awac_lambda=0.7), locomotion("hopper-medium")).awac_lambda == 0.7
+    assert learner_task_defaults(AWACConfig(), toy_task(4, family="maze2d"), "t") == {"awac_lambda": 0.1}
+    assert learner_task_defaults(AWACConfig(), locomotion("hopper-medium"), "t")["awac_lambda"] == pytest.approx(1 / 3)
+    assert learner_task_defaults(AWACConfig(), locomotion("walker2d-medium-replay"), "t")["awac_lambda"] == \
+        pytest.approx(1 / 3)
+    assert learner_task_defaults(AWACConfig(awac_lambda=0.7), toy_task(4, family="maze2d"), "t") == {}  # an explicit value stays
 
 
 @pytest.mark.parametrize("task_name, family, critics", [
     ("maze2d-umaze-sparse", "maze2d", 25), ("maze2d-large-dense", "maze2d", 25),
     ("hopper-medium", "locomotion", 500), ("halfcheetah-medium-expert", "locomotion", 10),
     ("walker2d-medium-replay", "locomotion", 20), ("ant-expert", "locomotion", 10),
+    ("humanoid-medium", "locomotion", 10),  # a robot outside CORL's table: CORL's default
 ])
 def test_sacn_critic_count_follows_the_task(task_name, family, critics):
     task = toy_task(4, name=task_name, family=family)
-    assert for_task(SACNConfig(), task).num_critics == critics
-    assert for_task(SACNConfig(num_critics=3), task).num_critics == 3  # an explicit value stays
+    assert learner_task_defaults(SACNConfig(), task, "t") == {"num_critics": critics}
+    assert learner_task_defaults(SACNConfig(num_critics=3), task, "t") == {}  # an explicit value stays
 
 
-def test_defaults_are_filled_when_building_and_explicit_values_kept():
+def test_per_task_values_must_be_resolved_before_building():
     maze = toy_task(4, family="maze2d")
-    assert build_learner(AWACConfig(hidden_dims=(8,)), maze, "cpu").config.awac_lambda == 0.1
-    sacn = build_learner(SACNConfig(hidden_dims=(8,)), maze, "cpu")
-    assert sacn.config.num_critics == sacn.critic.num_critics == 25
+    for config in (IQLConfig(), TD3BCConfig()):  # nothing per task, whatever the family
+        assert learner_task_defaults(config, toy_task(4, family="pixels"), "t") == {}
+    with pytest.raises(BenchError, match="uds-awac keeps per-task defaults for maze2d and locomotion tasks only"):
+        learner_task_defaults(AWACConfig(), toy_task(4, family="pixels"), "uds-awac")
     assert build_learner(SACNConfig(hidden_dims=(8,), num_critics=3), maze, "cpu").critic.num_critics == 3
-    for config in (IQLConfig(), TD3BCConfig()):  # nothing per task: returned unchanged
-        assert for_task(config, maze) is config
     assert SACN_CRITICS["hopper"] == 500
     with pytest.raises(ValueError, match="awac_lambda"):
-        AWAC(4, 2, AWACConfig(), torch.device("cpu"))
+        build_learner(AWACConfig(hidden_dims=(8,)), maze, "cpu")
     with pytest.raises(ValueError, match="num_critics"):
         SACN(4, 2, SACNConfig(), torch.device("cpu"))
     with pytest.raises(TypeError, match="not a learner config"):

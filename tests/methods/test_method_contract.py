@@ -7,24 +7,32 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.config import resolve_config
+from benchmark.config import method_config
 from benchmark.profiles import get_profile
+from methods.base import Method
 from methods.data import synthetic_data
 from methods.registry import available
 
 from helpers import roundtrip, toy_task
 
-TASK = toy_task()
+# A locomotion task of an unknown robot: every method has per-task defaults for it (the "other robot" ones).
+TASK = toy_task(name="synthetic", family="locomotion")
 STEPS = 5
+SMOKE = get_profile("smoke")
+# A smoke run's pretraining, counted in the iterations its loops report through ``progress`` (model steps, CVAE
+# steps, OT problems): at most this many, a few times the smoke learner loop (300 updates); full-size phases
+# are 10^4-10^6 (e.g. SRA's CVAE: 200k steps).
+SMOKE_PRETRAIN_ITERATIONS = 1_000
 
 
-def build(name: str, seed: int = 0):
-    """The method with the smoke profile's budgets (e.g. SRA's tiny dynamics model), as CI runs it."""
+def build(name: str, seed: int = 0, progress=None):
+    """The method as a smoke run builds it (the method's smoke budget, e.g. SRA's tiny dynamics model), pretrained."""
     cls = available()[name]
-    config = resolve_config(cls, get_profile("smoke").method_overrides.get(name, {}))
+    config = method_config(cls, TASK, "smoke")
     torch.manual_seed(seed)
-    method = cls(TASK, synthetic_data(), config, seed, torch.device("cpu"))
-    method.pretrain(lambda iterable=None, **kw: iterable if iterable is not None else range(kw.get("total", 0)))
+    method = cls(TASK, synthetic_data(), config, seed, torch.device("cpu"), SMOKE.num_steps)
+    method.pretrain(progress or (lambda iterable=None, **kw: iterable if iterable is not None else
+                                 range(kw.get("total", 0))))
     return method
 
 
@@ -79,3 +87,24 @@ def test_resume_equals_uninterrupted(method_name):
     assert run_updates(resumed, STEPS, STEPS) == expected[STEPS:]
     obs = synthetic_data().expert.observations[:16]
     np.testing.assert_array_equal(resumed.act(obs), straight.act(obs))
+
+
+def test_heavy_phases_declare_a_smoke_budget(method_name):
+    """A method with phases before the learner loop says what the smoke profile does with them (``budgets``;
+    ``{"smoke": {}}`` when there is nothing to shrink), so CI never runs them full-size by omission."""
+    cls = available()[method_name]
+    if cls.pretrain is not Method.pretrain:
+        assert "smoke" in cls.budgets, f"{method_name} has a pretrain but no budgets['smoke']"
+
+
+def test_smoke_pretraining_is_short(method_name):
+    """What the smoke budget leaves of the pretraining is small: its loops report at most
+    SMOKE_PRETRAIN_ITERATIONS iterations through ``progress`` (the runner's progress bars)."""
+    counted = []
+
+    def progress(iterable=None, total=None, **_):
+        counted.append(total if total is not None else len(iterable))
+        return iterable if iterable is not None else range(total)
+
+    build(method_name, progress=progress)
+    assert sum(counted) <= SMOKE_PRETRAIN_ITERATIONS, (method_name, counted)

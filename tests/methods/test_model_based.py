@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from benchmark import profiles
-from benchmark.config import resolve_config
+from benchmark.config import method_config, resolve_config
 from benchmark.grid import expand_grid
 from benchmark.runner import RunOptions, SimulatedKill, load_imitation_data, run_one
 from methods import model_cache
@@ -20,7 +20,7 @@ from methods.registry import get_method
 
 from helpers import toy_task
 
-TOY = toy_task()
+TOY = toy_task(family="locomotion")
 NO_PROGRESS = lambda iterable=None, **kw: iterable if iterable is not None else range(kw.get("total", 0))  # noqa: E731
 
 
@@ -33,9 +33,10 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 def build(name: str, task=TOY, data=None, seed: int = 0, **overrides):
     """The method with the smoke profile's budgets (plus ``overrides``), pretrained."""
     cls = get_method(name)
-    config = resolve_config(cls, profiles.get_profile("smoke").method_overrides.get(name, {}), overrides)
+    config = method_config(cls, task, "smoke", overrides)
     torch.manual_seed(seed)
-    method = cls(task, data if data is not None else synthetic_data(), config, seed, torch.device("cpu"))
+    method = cls(task, data if data is not None else synthetic_data(), config, seed, torch.device("cpu"),
+                 profiles.get_profile("smoke").num_steps)
     method.pretrain(NO_PROGRESS)
     return method
 
@@ -199,9 +200,9 @@ def test_clare_reward_ranks_expert_above_supplementary_on_a_toy_task():
 def test_romi_imagines_backwards_from_expert_states(umaze_smoke):
     data = load_imitation_data(umaze_smoke, "smoke", 5)
     method = build("romi", task=umaze_smoke, data=data)
-    imagined, h = method.imagined, method.settings["horizon"]
+    imagined, h = method.imagined, method.config.horizon
     keep = len(imagined) // h
-    assert h == 5 and len(imagined) == 2_000 and method.settings["reverse_policy"] == "uniform"
+    assert h == 5 and len(imagined) == 2_000 and method.config.reverse_policy == "uniform"
     # step 0 ends in expert states; each later step ends where the previous one started
     assert np.isin(imagined.next_observations[:keep, 0], data.expert.observations[:, 0]).all()
     for i in range(1, h):

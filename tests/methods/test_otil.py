@@ -80,7 +80,7 @@ def test_rewards_of_a_dataset_are_scaled_to_the_return_range():
 
 
 def _build(seed=0, data=None):
-    return OTIL(TASK, data or synthetic_data(), Config(), seed, torch.device("cpu"))
+    return OTIL(TASK, data or synthetic_data(), Config(), seed, torch.device("cpu"), num_steps=1_000_000)
 
 
 def test_relabelling_is_cached_and_a_resumed_run_never_redoes_it(monkeypatch):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.config import resolve_config
+from benchmark.config import method_config, resolve_config
 from benchmark.grid import expand_grid
 from benchmark.profiles import get_profile
 from benchmark.runner import RunOptions, SimulatedKill, load_imitation_data, run_one
@@ -143,14 +143,13 @@ def test_resampling_favours_low_confidence():
     assert torch.all(keep_probabilities(conf, "uniform") == 1)
 
 
-def sra_method(task, seed=0, **overrides):
+def sra_method(task, seed=0):
     cls = get_method("sra")
-    smoke = get_profile("smoke").method_overrides["sra"]
-    config = resolve_config(cls, smoke, {"model": {"hidden_dims": [128, 128], "max_steps": 400, "optimizer": "adam",
-                                                   "lr": 1e-3}, "num_steps": 300}, overrides)
+    config = method_config(cls, task, "smoke", {"model": {"hidden_dims": [128, 128], "max_steps": 400,
+                                                          "optimizer": "adam", "lr": 1e-3}})
     data = load_imitation_data(task, "smoke", 5)
     torch.manual_seed(seed)
-    method = cls(task, data, config, seed, torch.device("cpu"))
+    method = cls(task, data, config, seed, torch.device("cpu"), 300)
     method.pretrain(lambda iterable, **_: iterable)
     return method
 
@@ -159,7 +158,7 @@ def test_reverse_rollouts_end_in_goals_and_stay_in_the_maze(umaze_smoke):
     method = sra_method(umaze_smoke)
     info = method.augmentation_round()
     aug = method.augmented
-    h, keep = method.settings["horizon"], len(aug) // method.settings["horizon"]
+    h, keep = method.config.horizon, len(aug) // method.config.horizon
     assert info["aug/new"] == len(aug) and h == 5
     # step 0 ends in goal states; every later step ends where the previous one started (walks backwards)
     first = aug.select(np.arange(keep), np.zeros(0, np.int64))
@@ -222,17 +221,18 @@ def test_sra_td3bc_scores_confidence_with_a_bc_policy_that_learns():
     from envs.tasks import get_task
     from methods.data import synthetic_data
     cls = get_method("sra-td3bc")
-    config = resolve_config(cls, get_profile("smoke").method_overrides["sra-td3bc"], {"num_steps": 400})
+    task = get_task("maze2d-umaze-sparse")
+    config = method_config(cls, task, "smoke")
     torch.manual_seed(0)
-    method = cls(get_task("maze2d-umaze-sparse"), synthetic_data(), config, 0, torch.device("cpu"))
+    method = cls(task, synthetic_data(), config, 0, torch.device("cpu"), 400)
     assert method.confidence_actor is not method.learner.actor
     losses = [float(method.update(step)["loss/confidence_policy"]) for step in range(400)]
     assert np.mean(losses[-50:]) < np.mean(losses[:50]) - 0.5
 
 
-def test_resolving_a_config_leaves_the_profiles_overrides_untouched():
-    """A nested override layered on a profile's nested group must not write into the profile's dict."""
-    smoke = get_profile("smoke").method_overrides["sra"]
+def test_resolving_a_config_leaves_the_methods_budget_untouched():
+    """A nested override layered on a budget's nested group must not write into the method's dict."""
+    smoke = get_method("sra").budgets["smoke"]
     before = repr(smoke)
     config = resolve_config(get_method("sra"), smoke, {"model": {"max_steps": 400}})
     assert config.model.max_steps == 400 and repr(smoke) == before
