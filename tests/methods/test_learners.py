@@ -195,7 +195,8 @@ def all_parameters(learner) -> dict[str, torch.Tensor]:
 # Full default configs (SAC-N: 25 critics for maze2d), plus IQL as SRA runs it (cosine actor lr, weight decay,
 # BC on the expert rows, the lr drop). k = 4 (even): the first update after the load is one where TD3+BC does
 # not update its actor (policy delay 2), so what it reports then must come from the state dict too.
-ROUND_TRIP_CONFIGS = {name: dataclasses.replace(config, **learner_task_defaults(config, toy_task(3), "test"))
+ROUND_TRIP_CONFIGS = {name: dataclasses.replace(config, **learner_task_defaults(config, toy_task(3, family="maze2d"),
+                                                                               "test"))
                       for name, config in ((n, LEARNERS[n][1]()) for n in LEARNER_NAMES)}
 ROUND_TRIP_CONFIGS["iql-sra"] = IQLConfig(lr_schedule_steps=10, weight_decay=5e-3, expert_bc_weight=1.0,
                                           lr_drop_at=6)  # the drop happens inside the 3 compared updates
@@ -276,7 +277,8 @@ def test_awac_lambda_follows_the_family():
     assert learner_task_defaults(AWACConfig(), locomotion("hopper-medium"), "t")["awac_lambda"] == pytest.approx(1 / 3)
     assert learner_task_defaults(AWACConfig(), locomotion("walker2d-medium-replay"), "t")["awac_lambda"] == \
         pytest.approx(1 / 3)
-    assert learner_task_defaults(AWACConfig(awac_lambda=0.7), toy_task(4, family="maze2d"), "t") == {}  # an explicit value stays
+    maze = toy_task(4, family="maze2d")
+    assert learner_task_defaults(AWACConfig(awac_lambda=0.7), maze, "t") == {}  # an explicit value stays
 
 
 @pytest.mark.parametrize("task_name, family, critics", [
