@@ -183,6 +183,10 @@ class CLARE(Method):
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
 
+    def result_info(self) -> dict:
+        """Stored in result.json: the forward model's fit (one-step holdout error beside predicting "no change")."""
+        return {"model": dict(self.model_info)}
+
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "model": self.model.state_dict(),
                 "reward": self.reward.state_dict(), "reward_optimizer": self.reward_optimizer.state_dict(),

@@ -203,6 +203,10 @@ class MILO(Method):
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
 
+    def result_info(self) -> dict:
+        """Stored in result.json: the forward model's fit (one-step holdout error beside predicting "no change")."""
+        return {"model": dict(self.model_info)}
+
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "model": self.model.state_dict(), "cost": self.cost.state_dict(),
                 "buffer": self.buffer.state_dict(), "generator": self.generator.get_state(), "mmd": self.mmd,

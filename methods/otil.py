@@ -163,9 +163,10 @@ class OTIL(Method):
 
     def state_dict(self):
         return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),
-                "rewards": torch.from_numpy(self.rewards)}
+                "rewards": torch.from_numpy(self.rewards), "phase_times": dict(self.phase_times)}
 
     def load_state_dict(self, state):
         self.use_rewards(state["rewards"].numpy())
         self.learner.load_state_dict(state["learner"])
         self.sampler.load_state_dict(state["sampler"])
+        self.phase_times = dict(state["phase_times"])  # a resumed run still reports method/ot_rewards

@@ -196,6 +196,14 @@ def test_clare_reward_ranks_expert_above_supplementary_on_a_toy_task():
     assert auc(r_supp[expert_like], r_supp[~expert_like]) > 0.65
 
 
+@pytest.mark.parametrize("name", ["romi", "milo", "clare"])
+def test_the_model_fit_reaches_the_result(name):
+    """result_info (the runner's method_info in result.json) carries each model-based method's model fit."""
+    method = build(name)
+    info = method.result_info()["model"]
+    assert info == method.model_info and {"model/cache_hit"} <= set(info)
+
+
 # ------------------------------------------------------------------------------------------------ ROMI
 def test_romi_imagines_backwards_from_expert_states(umaze_smoke):
     data = load_imitation_data(umaze_smoke, "smoke", 5)
