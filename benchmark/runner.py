@@ -34,6 +34,7 @@ from envs import BenchError
 from envs.datasets import dataset_id, dataset_source, load_flat, own_expert_reference, reference_returns
 from envs.evaluation import evaluate_tasks, normalized_score, protocol
 from envs.tasks import TaskSpec, get_task
+from methods import nets
 from methods.base import synchronize
 from methods.data import ImitationData, Transitions
 from methods.registry import get_method
@@ -235,7 +236,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         base = {"schema": RESULT_SCHEMA, "run_key": s.run_key, "method": s.method, "variant": s.variant,
                 "task": s.task, "family": t.family, "seed": s.seed, "profile": s.profile,
                 "config": s.config, "overrides": s.overrides,
-                "settings": {**s.settings, "device": str(device), "torch_threads": torch.get_num_threads()},
+                "settings": {**s.settings, "device": str(device), "torch_threads": torch.get_num_threads(),
+                             "onednn_linear": nets.ONEDNN_LINEAR},  # which matmul path ran (not in the run key)
                 "git_commit": git_commit(), "reference": reference_returns(t, profile.data),
                 "reference_own_expert": own_expert_reference(t, profile.data),
                 "evaluation": protocol(t, profile.eval_episodes, s.seed),

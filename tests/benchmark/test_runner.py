@@ -14,7 +14,7 @@ from benchmark.runner import (RunOptions, SimulatedKill, expert_episode_ids, loa
                               run_shared)
 from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
 from envs import BenchError
-from methods import registry
+from methods import nets, registry
 from methods.bc_exp import BCExp
 
 SMOKE = get_profile("smoke")
@@ -104,6 +104,7 @@ def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path
     assert stored["config"]["lr"] == 1e-3 and stored["overrides"] == {"lr": 1e-3}
     assert stored["data"]["expert_draw"] == "first" and stored["data"]["expert_episode_ids"] == [0, 1, 2, 3, 4]
     assert result["settings"]["num_steps"] == SMOKE.num_steps and stored["git_commit"] != ""
+    assert stored["settings"]["onednn_linear"] is nets.ONEDNN_LINEAR  # which matmul path ran
 
 
 # run keys of default runs: a new setting at its default (or a change to how keys are hashed) must leave them
