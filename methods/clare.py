@@ -33,8 +33,8 @@ import torch
 from torch import nn
 
 from methods.base import Method, act_numpy, synchronize
-from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble, rollout,
-                              termination_fn)
+from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
+                              ReportsModelFit, rollout, termination_fn)
 from methods.learners import SACNConfig, build_learner
 from methods.learners.base import step as optimizer_step
 from methods.nets import adam, mlp
@@ -86,7 +86,7 @@ def reward_loss(reward: nn.Module, model_sa, data_sa, data_weight, expert_sa, z,
 
 
 @register
-class CLARE(Method):
+class CLARE(ReportsModelFit, Method):
     name = "clare"
     description = "Conservative model-based reward learning (uncertainty-weighted data), SAC + BC in the model"
     Config = Config
@@ -182,10 +182,6 @@ class CLARE(Method):
 
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
-
-    def result_info(self) -> dict:
-        """Stored in result.json: the forward model's fit (one-step holdout error beside predicting "no change")."""
-        return {"model": dict(self.model_info)}
 
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "model": self.model.state_dict(),

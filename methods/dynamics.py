@@ -347,6 +347,17 @@ def rollout(model: DynamicsEnsemble, policy: Callable[[torch.Tensor], torch.Tens
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+class ReportsModelFit:
+    """For a Method that fits a dynamics model (``self.model_info``, from ``DynamicsEnsemble.fit_cached``): the
+    runner stores ``result_info()`` in result.json, so the fit (one-step holdout error beside predicting
+    "no change", cache hit) is kept with every result."""
+
+    model_info: dict[str, float]
+
+    def result_info(self) -> dict:
+        return {"model": dict(self.model_info)}
+
+
 def reverse_rollout_defaults(task, method: str) -> dict[str, object]:
     """SRA's and ROMI's reverse rollouts per task (the SRA paper): horizon 5 with uniform actions on maze2d and
     hopper, else horizon 1 with a CVAE reverse policy."""

@@ -43,8 +43,8 @@ from typing import Literal
 import torch
 
 from methods.base import Method, act_numpy
-from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble, rollout,
-                              termination_fn)
+from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
+                              ReportsModelFit, rollout, termination_fn)
 from methods.learners import SACNConfig, build_learner
 from methods.nets import adam
 from methods.registry import register
@@ -123,7 +123,7 @@ def bc_warm_start(actor, sampler: UniformSampler, steps: int, lr: float) -> floa
 
 
 @register
-class MILO(Method):
+class MILO(ReportsModelFit, Method):
     name = "milo"
     description = "MMD cost on random features minus model disagreement, SAC in a learned model, BC warm start"
     Config = Config
@@ -202,10 +202,6 @@ class MILO(Method):
 
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
-
-    def result_info(self) -> dict:
-        """Stored in result.json: the forward model's fit (one-step holdout error beside predicting "no change")."""
-        return {"model": dict(self.model_info)}
 
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "model": self.model.state_dict(), "cost": self.cost.state_dict(),

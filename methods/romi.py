@@ -28,7 +28,7 @@ from methods.base import Method, act_numpy, maze_value, task_kind
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
-                              reverse_rollout_defaults, rollout, termination_fn)
+                              ReportsModelFit, reverse_rollout_defaults, rollout, termination_fn)
 from methods.learners import IQLConfig, build_learner
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source, random_rows
@@ -54,7 +54,7 @@ LOCOMOTION_RATIO = 0.1
 
 
 @register
-class ROMI(Method):
+class ROMI(ReportsModelFit, Method):
     name = "romi"
     description = "Reverse model imagination from expert states once, UDS labels (1/0/0), IQL"
     Config = Config
@@ -126,10 +126,6 @@ class ROMI(Method):
 
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
-
-    def result_info(self) -> dict:
-        """Stored in result.json: the model's one-step holdout error beside predicting "no change"."""
-        return {"model": dict(self.model_info)}
 
     def state_dict(self) -> dict:
         return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),

@@ -34,7 +34,7 @@ from envs.maze import maze_grid
 from methods.base import Method, act_numpy, maze_value, task_kind
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
-from methods.dynamics import DynamicsConfig, DynamicsEnsemble, reverse_rollout_defaults
+from methods.dynamics import DynamicsConfig, DynamicsEnsemble, ReportsModelFit, reverse_rollout_defaults
 from methods.learners import IQLConfig, build_learner, learner_task_defaults
 from methods.learners.base import step as optimize
 from methods.nets import TanhGaussianActor, adam
@@ -113,7 +113,7 @@ def keep_probabilities(conf: torch.Tensor, mode: str) -> torch.Tensor:
 
 
 @register
-class SRA(Method):
+class SRA(ReportsModelFit, Method):
     name = "sra"
     description = "Self-paced reverse augmentation (the paper's method) with IQL + BC"
     Config = Config
@@ -290,7 +290,7 @@ class SRA(Method):
 
     def result_info(self) -> dict:
         """Stored in result.json: the model's one-step error beside "no change", and each round's coverage."""
-        return {"model": dict(self.model_info), "rounds": [dict(r) for r in self.rounds_info]}
+        return {**super().result_info(), "rounds": [dict(r) for r in self.rounds_info]}
 
     def state_dict(self) -> dict:
         aug = None if self.augmented is None else dataclasses.asdict(self.augmented)
