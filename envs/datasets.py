@@ -7,7 +7,7 @@ collection toward random targets with Gaussian action noise); ``--maze-expert pl
 planner instead. Rewards follow D4RL's geometry (``envs/maze.py``). Scores use D4RL's reference returns;
 the mean returns of a random policy and of the data's own expert are stored in the expert dataset's
 metadata for the secondary "% of our expert" scale.
-Locomotion datasets (``bench/<robot>/{expert,medium,medium-expert}[-<scale>]-v0``) are built in
+Locomotion datasets (``bench/<robot>/{expert,medium,medium-expert}[-<scale>]-v1``) are built in
 ``envs/locomotion.py``, fetched or imported in ``envs/external.py``; every dataset records where it came
 from in its metadata (``bench_source``: generated | minari | imported-d4rl).
 """
@@ -66,8 +66,9 @@ def dataset_id(task: TaskSpec, kind: str, scale: str) -> str:
 
 
 # maze2d data v1: D4RL's resets, target and reward geometry, D4RL's waypoint controller (v0: the grid planner,
-# Gymnasium's goal and radius); a version bump keeps datasets of an older recipe from being read as new ones
-DATA_VERSION = {"maze2d": 1, "locomotion": 0}
+# Gymnasium's goal and radius); locomotion v1: episode starts from a named seed stream (v0: seed * 100003 + ...).
+# A version bump keeps datasets of an older recipe from being read as new ones.
+DATA_VERSION = {"maze2d": 1, "locomotion": 1}
 
 
 def named_dataset_id(task: TaskSpec, name: str, scale: str) -> str:

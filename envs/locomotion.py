@@ -1,9 +1,9 @@
 """Locomotion (Gymnasium MuJoCo v5): environments, behaviour-policy files, and offline dataset generation.
 
 Per robot and data scale, three Minari datasets, D4RL's recipe on the v5 envs:
-``bench/<robot>/expert[-<scale>]-v0`` (the expert policy; D^E = its first 5 episodes),
-``bench/<robot>/medium[-<scale>]-v0`` (a policy at about 1/3 of the expert's return) and
-``bench/<robot>/medium-expert[-<scale>]-v0`` (the medium episodes followed by the expert ones, as D4RL).
+``bench/<robot>/expert[-<scale>]-v1`` (the expert policy; D^E = its first 5 episodes),
+``bench/<robot>/medium[-<scale>]-v1`` (a policy at about 1/3 of the expert's return) and
+``bench/<robot>/medium-expert[-<scale>]-v1`` (the medium episodes followed by the expert ones, as D4RL).
 Episodes run to a termination (hopper, walker2d, ant fall) or the 1000-step time limit (a truncation);
 collection continues until the dataset holds at least ``locomotion_steps`` transitions (and, for the
 expert data, ``expert_episodes`` episodes), whole episodes only. Actions are *sampled* from the
@@ -36,6 +36,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from core.seeding import stream_seed
 from envs import BenchError
 from envs.tasks import LOCOMOTION_SPECS, TaskSpec, get_task
 
@@ -204,7 +205,7 @@ def generate_locomotion_datasets(task: TaskSpec, scale: str, seed: int = 0, forc
         policy = policies[level]
         episodes[level] = collect_episodes(
             task, lambda obs, p=policy, r=rng: p.sample(obs, r), data.locomotion_steps,
-            data.expert_episodes if level == "expert" else 1, seed=seed * 100_003 + k * 10_000_000,
+            data.expert_episodes if level == "expert" else 1, seed=stream_seed(seed, f"{level} episode starts"),
             progress=bar.update if bar else None)
     if bar:
         bar.close()

@@ -32,6 +32,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from core.seeding import stream_seed
 from methods.base import Method, act_numpy, synchronize
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
                               ReportsModelFit, rollout, termination_fn)
@@ -105,7 +106,7 @@ class CLARE(ReportsModelFit, Method):
         self.model = DynamicsEnsemble(obs_dim, act_dim, config.model, norm, "forward").to(self.device)
         self.reward = mlp(obs_dim + act_dim, 1, config.reward_hidden_dims, nn.SiLU).to(self.device)
         self.reward_optimizer = adam(self.reward.parameters(), config.reward_lr, config.reward_weight_decay)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed + 3)
+        self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(seed, "rollouts"))
         tensor = lambda x: torch.as_tensor(x, device=self.device)  # noqa: E731
         union = data.union()
         self.expert_obs = tensor(data.expert.observations)

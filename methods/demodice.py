@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from core.seeding import stream_seed
 from methods.base import Method, act_numpy
 from methods.data import Transitions
 from methods.learners.base import step as optimize
@@ -117,7 +118,7 @@ class DemoDICE(Method):
         self.sampler = MixtureSampler({"expert": Source(data.expert, n), "union": Source(union, n),
                                        "initial": Source(initial, n)}, data.normalizer, seed, self.device)
         self.noise = torch.Generator(device=self.device)  # gradient-penalty interpolation weights
-        self.noise.manual_seed(seed + 1)
+        self.noise.manual_seed(stream_seed(seed, "gradient penalty"))
 
     def parts(self) -> dict:
         return {"discriminator": self.discriminator, "value": self.value, "actor": self.actor,

@@ -22,13 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.seeding import stream_seed
 from methods import model_cache
 from methods.base import task_kind
 from methods.data import Normalizer, Transitions
 from methods.nets import EnsembleLinear, ensemble_mlp
 
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU}
-INIT_SEED_OFFSET = 7919  # the members' initialization draws from seed + this (training shuffles from seed)
 INDEX_BLOCK = 500        # fit's minibatch indices are drawn this many steps at a time
 
 
@@ -127,7 +127,7 @@ class DynamicsEnsemble(nn.Module):
     def reset_parameters(self, seed: int) -> None:
         """Re-initialize every member (nn.Linear's default per member) from a generator seeded by ``seed``:
         the same numbers on any device, and the global RNG untouched."""
-        gen = torch.Generator(device="cpu").manual_seed(seed + INIT_SEED_OFFSET)
+        gen = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "dynamics init"))
         for layer in self.net:
             if isinstance(layer, EnsembleLinear):
                 bound = 1 / np.sqrt(layer.weight.shape[1])
@@ -181,7 +181,7 @@ class DynamicsEnsemble(nn.Module):
         """Train every member on ``data``, each on its own permutation per epoch. With a holdout: early stopping
         and elites on it. Without: each member keeps its best epoch by mean training loss (SRA's official)."""
         c, device = self.config, self.max_log_var.device
-        gen = torch.Generator(device="cpu").manual_seed(seed)
+        gen = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "dynamics shuffles"))
         s_in, act, target = (torch.as_tensor(x, device=device) for x in self._pairs(data))
         order = torch.randperm(len(act), generator=gen).to(device)
         n_hold, n_val = self._split(len(act))

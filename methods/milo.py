@@ -42,6 +42,7 @@ from typing import Literal
 
 import torch
 
+from core.seeding import stream_seed
 from methods.base import Method, act_numpy
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
                               ReportsModelFit, rollout, termination_fn)
@@ -138,7 +139,7 @@ class MILO(ReportsModelFit, Method):
         self.learner = build_learner(config.learner, task, self.device)
         self.model = DynamicsEnsemble(task.obs_dim, task.act_dim, config.model, data.normalizer, "forward")
         self.model.to(self.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed + 3)
+        self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(seed, "rollouts"))
         sa = lambda d: torch.cat([data.normalizer(torch.as_tensor(d.observations, device=self.device)),  # noqa: E731
                                   torch.as_tensor(d.actions, device=self.device)], -1)
         self.expert_obs = torch.as_tensor(data.expert.observations, device=self.device)
@@ -162,7 +163,8 @@ class MILO(ReportsModelFit, Method):
         self.phase_times["model"] = time.perf_counter() - start
         start = time.perf_counter()
         warm = self.data.expert if self.config.bc_data == "expert" else union
-        sampler = UniformSampler(warm, self.data.normalizer, self.config.bc_batch_size, self.seed + 4, self.device)
+        sampler = UniformSampler(warm, self.data.normalizer, self.config.bc_batch_size, self.seed, self.device,
+                                 stream="warm-start batches")
         self.model_info["bc/nll"] = bc_warm_start(self.learner.actor, sampler, self.config.bc_steps, self.config.bc_lr)
         self.phase_times["bc"] = time.perf_counter() - start
 

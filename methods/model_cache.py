@@ -27,7 +27,8 @@ from torch import nn
 from benchmark.store import atomic_write_bytes
 
 ENV_VAR = "BENCH_MODEL_CACHE"
-VERSION = 2  # bump when training code changes what a key produces (2: per-epoch permutations, best epoch, per-member clip)
+VERSION = 3  # bump when training code changes what a key produces (2: per-epoch permutations, best epoch, per-member
+# clip; 3: initialization and shuffles from named seed streams)
 
 
 def cache_dir() -> Path | None:

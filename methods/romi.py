@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from core.seeding import stream_seed
 from methods.base import Method, act_numpy, maze_value, task_kind
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
@@ -92,7 +93,7 @@ class ROMI(ReportsModelFit, Method):
         self.phase_times["model"] = time.perf_counter() - start
         if self.cvae is not None:
             start = time.perf_counter()
-            generator = torch.Generator(device=self.device).manual_seed(self.seed + 1)
+            generator = torch.Generator(device=self.device).manual_seed(stream_seed(self.seed, "reverse policy"))
             cond = self.data.normalizer(torch.as_tensor(union.next_observations, device=self.device))
             self.cvae.fit(cond, torch.as_tensor(union.actions, device=self.device), generator, progress)
             self.phase_times["reverse_policy"] = time.perf_counter() - start
@@ -104,7 +105,7 @@ class ROMI(ReportsModelFit, Method):
         """``rollout_budget`` reverse transitions: ``budget // h`` expert states (drawn with replacement) as the
         last states, h reverse steps back from each."""
         h = self.config.horizon
-        generator = torch.Generator(device=self.device).manual_seed(seed + 2)
+        generator = torch.Generator(device=self.device).manual_seed(stream_seed(seed, "imagination"))
         expert = torch.as_tensor(self.data.expert.observations, device=self.device)
         starts = random_rows(expert, max(1, self.config.rollout_budget // h), generator)
         if self.cvae is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.seeding import stream_seed
 from methods.data import Normalizer, Transitions
 
 
@@ -60,13 +61,15 @@ class MixtureSampler:
 
     E.g. UDS: {"expert": Source(D^E, 256, 1.0), "supplementary": Source(D^S, 256, 0.0)}."""
 
-    def __init__(self, sources: dict[str, Source], normalizer: Normalizer, seed: int, device: torch.device):
+    def __init__(self, sources: dict[str, Source], normalizer: Normalizer, seed: int, device: torch.device,
+                 stream: str = "batches"):
+        """Batches draw from ``stream`` of the run ``seed`` (a second sampler of one run names its own)."""
         self.normalizer, self.device = normalizer, torch.device(device)
         self.counts = {name: s.count for name, s in sources.items()}
         self.tensors = {name: TransitionTensors(s.data, normalizer, self.device, s.reward, s.expert)
                         for name, s in sources.items()}
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        self.generator.manual_seed(stream_seed(seed, stream))
 
     @property
     def batch_size(self) -> int:
@@ -93,8 +96,9 @@ class MixtureSampler:
 class UniformSampler(MixtureSampler):
     """Uniform minibatches (with replacement) from one set of transitions, no rewards."""
 
-    def __init__(self, data: Transitions, normalizer: Normalizer, batch_size: int, seed: int, device: torch.device):
-        super().__init__({"data": Source(data, batch_size)}, normalizer, seed, device)
+    def __init__(self, data: Transitions, normalizer: Normalizer, batch_size: int, seed: int, device: torch.device,
+                 stream: str = "batches"):
+        super().__init__({"data": Source(data, batch_size)}, normalizer, seed, device, stream)
 
 
 def random_rows(pool: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from core.seeding import stream_rng, stream_seed
 from envs.maze import maze_grid
 from methods.base import Method, act_numpy, maze_value, task_kind
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
@@ -165,7 +166,7 @@ class SRA(ReportsModelFit, Method):
                                        config.direction).to(self.device) if config.augment else None)
         self.cvae = (CVAE(task.obs_dim, task.act_dim, config.cvae).to(self.device)
                      if config.reverse_policy == "cvae" and config.augment else None)
-        self.generator = torch.Generator(device=self.device).manual_seed(seed + 1)
+        self.generator = torch.Generator(device=self.device).manual_seed(stream_seed(seed, "rollouts"))
         self.round_steps = (list(range(config.warmup_steps, num_steps, config.round_every)) if config.augment
                             else [])
         self.goal_indices = torch.zeros(0, dtype=torch.long)   # accumulated supplementary goals (a list)
@@ -242,7 +243,7 @@ class SRA(ReportsModelFit, Method):
             self.augmented = self.augmented.select(np.arange(len(self.augmented) - c.pool_cap, len(self.augmented)),
                                                    np.zeros(0, np.int64))
         self._mix(new)
-        rng = np.random.default_rng(len(self.history))
+        rng = stream_rng(self.seed, f"coverage sample {len(self.history)}")
         self.history.append(obs[rng.choice(len(obs), min(len(obs), 2000), replace=False)])
         goals = newest.cpu().numpy()
         self.goal_history.append(goals[rng.choice(len(goals), min(len(goals), 2000), replace=False)])

@@ -90,9 +90,9 @@ def test_tasks_aliases_and_env_dims(tmp_path, monkeypatch):
     assert resolve_tasks("hopper") == ["hopper-medium", "hopper-medium-expert"]
     medium, mixed = get_task("hopper-medium"), get_task("hopper-medium-expert")
     assert medium.training_key != mixed.training_key  # different D^S: never trained once for both
-    assert dataset_id(medium, "expert", "quick") == dataset_id(mixed, "expert", "quick") == "bench/hopper/expert-quick-v0"
-    assert dataset_id(medium, "supplementary", "paper") == "bench/hopper/medium-v0"
-    assert dataset_id(mixed, "supplementary", "paper") == "bench/hopper/medium-expert-v0"
+    assert dataset_id(medium, "expert", "quick") == dataset_id(mixed, "expert", "quick") == "bench/hopper/expert-quick-v1"
+    assert dataset_id(medium, "supplementary", "paper") == "bench/hopper/medium-v1"
+    assert dataset_id(mixed, "supplementary", "paper") == "bench/hopper/medium-expert-v1"
     assert reference_returns(mixed, "smoke") == {"min": -20.272305, "max": 3234.3}
     for robot in LOCOMOTION_SPECS:
         task = get_task(f"{robot}-medium")
@@ -289,7 +289,7 @@ def test_bc_exp_and_uds_run_on_hopper_medium(hopper_smoke, tmp_path):
         result = run_one(spec, RunOptions(root=tmp_path, threads=1, show_progress=False))
         assert result["status"] == "done", result.get("error")
         assert np.isfinite(result["final_score"]) and result["family"] == "locomotion"
-        assert result["data"]["source"] == "generated" and result["data"]["supplementary"] == "bench/hopper/medium-smoke-v0"
+        assert result["data"]["source"] == "generated" and result["data"]["supplementary"] == "bench/hopper/medium-smoke-v1"
         assert result["reference"] == {"min": -20.272305, "max": 3234.3}
         results.append(result)
     assert "generated: hopper-medium" in _provenance(results, [])
