@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark.logger import progress_bar
-from envs import BenchError
+from core.errors import BenchError
 
 log = logging.getLogger(__name__)
 

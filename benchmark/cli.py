@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from benchmark import api
-from envs import BenchError
+from core.errors import BenchError
 
 
 EXIT_USAGE = 2        # a user mistake (one line on stderr); click's own usage errors use 2 too

@@ -7,7 +7,7 @@ from typing import Any
 from benchmark.config import Overrides, config_dict, method_config, stable_hash
 from benchmark.profiles import Profile
 from benchmark.validation import validate_config
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import get_task
 from methods.registry import get_method
 

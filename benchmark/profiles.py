@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from envs import BenchError
+from core.errors import BenchError
 
 
 @dataclass(frozen=True)

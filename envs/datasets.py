@@ -23,7 +23,7 @@ from typing import Callable
 
 import numpy as np
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import TASKS, TaskSpec
 from envs.validate import Arrays, DatasetDamaged, check
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import TaskSpec
 
 REMOTE_IDS = {"expert": "mujoco/{robot}/expert-v0", "medium": "mujoco/{robot}/medium-v0"}

@@ -36,7 +36,7 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import LOCOMOTION_SPECS, TaskSpec, get_task
 
 POLICY_FORMAT = "bench-policy-v1"
@@ -91,7 +91,7 @@ def save_policy(path: str | Path, task: TaskSpec, level: str, actor, hidden_dims
                "actor": {k: v.detach().cpu().clone() for k, v in actor.state_dict().items()},
                "eval_return": None if eval_return is None else float(eval_return),
                "train_steps": None if train_steps is None else int(train_steps), "notes": notes}
-    from benchmark.store import atomic_write_bytes
+    from core.io import atomic_write_bytes
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     path = Path(path)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.d4rl_maze import REFERENCE as D4RL_MAZE_REFERENCE
 
 

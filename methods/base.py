@@ -7,7 +7,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import TaskSpec
 from methods.data import ImitationData
 

@@ -13,7 +13,7 @@ from benchmark.profiles import get_profile
 from benchmark.runner import (RunOptions, SimulatedKill, expert_episode_ids, load_imitation_data, run_one,
                               run_shared)
 from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
-from envs import BenchError
+from core.errors import BenchError
 from methods import nets, registry
 from methods.bc_exp import BCExp
 

@@ -6,7 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.datasets import (DATA_SCALES, MAZE_EXPERTS, dataset_id, dataset_path, generate_maze_datasets, load_flat,
                            maze_expert, own_expert_reference, reference_returns, rollout_episodes)
 from envs.evaluation import evaluate, normalized_score

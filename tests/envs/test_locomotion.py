@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from envs import BenchError
+from core.errors import BenchError
 from envs.datasets import DATA_SCALES, dataset_id, dataset_source, load_flat, named_dataset_id, reference_returns
 from envs.evaluation import evaluate, normalized_score
 from envs.locomotion import (collect_episodes, generate_locomotion_datasets, load_policy, make_locomotion_env,
