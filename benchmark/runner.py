@@ -31,8 +31,8 @@ from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_F
                              CorruptResultError, read_result, run_dir, set_aside)
 from core.errors import BenchError
 from core.io import atomic_write_bytes, atomic_write_json
-from envs.datasets import dataset_id, dataset_source, load_flat, own_expert_reference, reference_returns
 from envs.evaluation import evaluate_tasks, normalized_score, protocol
+from envs.storage import dataset_id, dataset_source, load_flat, own_expert_reference, reference_returns
 from envs.tasks import TaskSpec, get_task
 from methods import nets
 from methods.base import synchronize

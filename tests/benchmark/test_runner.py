@@ -143,7 +143,7 @@ def test_seeded_expert_draw_differs_between_seeds_and_repeats_for_a_seed():
 
 
 def test_first_draw_is_the_first_episodes_and_seeded_takes_the_drawn_ones(umaze_smoke):
-    from envs.datasets import dataset_id, load_flat
+    from envs.storage import dataset_id, load_flat
     from methods.data import Transitions
     flat = load_flat(dataset_id(umaze_smoke, "expert", "smoke"), umaze_smoke, "smoke")
     raw = Transitions(flat.observations, flat.actions, flat.next_observations, flat.terminals, flat.timeouts,
