@@ -87,7 +87,8 @@ def _maze_tasks() -> dict[str, TaskSpec]:
                 dataset_prefix=f"bench/maze2d-{size}", max_episode_steps=horizon,
                 obs_dim=4, act_dim=2, reward_type=reward_type,
                 env_kwargs={"continuing_task": True, "reset_target": False},
-                maze_map=size, maze=MAZE_LAYOUTS[size], goal_cell=goal, reference=D4RL_MAZE_REFERENCE[(size, reward_type)])
+                maze_map=size, maze=MAZE_LAYOUTS[size], goal_cell=goal,
+                reference=D4RL_MAZE_REFERENCE[(size, reward_type)])
     return tasks
 
 
@@ -102,6 +103,7 @@ LOCOMOTION_SPECS = {
     "ant": ("Ant-v5", 27, 8, {"include_cfrc_ext_in_observation": False}, (-325.6, 3879.7)),
 }
 LOCOMOTION_HORIZON = 1000
+LOCOMOTION_DATASETS = ("medium", "medium-expert")  # D^S per task; D^E is always the expert dataset
 
 
 # Which (raw) states end an episode, for model rollouts: MOPO's health checks on the Gymnasium v5 observations
@@ -119,7 +121,6 @@ def ant_terminal(s):
 
 
 TERMINATIONS = {"hopper": hopper_terminal, "walker2d": walker2d_terminal, "ant": ant_terminal}  # halfcheetah: none
-LOCOMOTION_DATASETS = ("medium", "medium-expert")  # D^S per task; D^E is always the expert dataset
 
 
 def _locomotion_tasks() -> dict[str, TaskSpec]:
