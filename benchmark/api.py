@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from benchmark.logger import progress_bar
-from envs import BenchError
+from core.errors import BenchError
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,8 @@ def generate_data(envs: Names = "maze2d", profile: str | None = None, seed: int 
                   policies: str | Path | None = None, maze_expert: str = "waypoint") -> list[str]:
     """Generate the tasks' datasets locally and deterministically (``profile``'s data sizes, default quick);
     returns the dataset ids written. ``policies``: the locomotion behaviour-policy directory."""
-    from envs.datasets import KINDS, dataset_id, dataset_status, datasets_root, generate_datasets
+    from envs.datasets import generate_datasets
+    from envs.storage import KINDS, dataset_id, dataset_status, datasets_root
     scale = _data_scale(profile)
     groups = task_groups(envs)
     check_policies([t for t in groups if force or any(dataset_status(dataset_id(t, k, scale)) != "ok" for k in KINDS)],
@@ -88,7 +89,7 @@ def generate_data(envs: Names = "maze2d", profile: str | None = None, seed: int 
 
 def fetch_data(envs: Names = "locomotion", profile: str | None = None, force: bool = False) -> list[str]:
     """Download Minari's mujoco/<robot>/{expert,medium}-v0 (network) under ``profile``'s dataset ids."""
-    from envs.datasets import datasets_root
+    from envs.storage import datasets_root
     from envs.external import check_online, fetch_locomotion
     scale = _data_scale(profile)
     groups = task_groups(envs)
@@ -115,7 +116,7 @@ def train_policies(envs: Names = "locomotion", steps: int = 1_000_000, seed: int
     """Train the locomotion behaviour policies with SAC (one run per robot; re-running resumes from
     ``work_dir``); returns the policy files written."""
     import torch
-    from envs.policy_training import TrainConfig, train_policies as train
+    from benchmark.policy_training import TrainConfig, train_policies as train
     torch.set_num_threads(threads)
     groups = task_groups(envs)
     if bad := [t.name for t in groups if t.family != "locomotion"]:
@@ -127,13 +128,14 @@ def train_policies(envs: Names = "locomotion", steps: int = 1_000_000, seed: int
 
 def list_datasets() -> list[dict]:
     """The bench datasets present locally, each checked (status ok | partial | damaged, with ``problem``)."""
-    from envs.datasets import list_datasets as listing
+    from envs.storage import list_datasets as listing
     return listing()
 
 
 def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool = False) -> None:
     """Fail before any run starts if data is missing, naming the command that builds it (or build it)."""
-    from envs.datasets import KINDS, dataset_id, dataset_status, generate_datasets
+    from envs.datasets import generate_datasets
+    from envs.storage import KINDS, dataset_id, dataset_status
     from envs.tasks import get_task
     missing = {}
     for name in task_names:
@@ -160,7 +162,7 @@ def ensure_datasets(task_names: list[str], scale: str, generate_missing: bool = 
 def _check_contents(task_names: list[str], scale: str) -> None:
     """Load (and so validate: envs/validate.py) every dataset the grid reads, once, before any run starts: a
     damaged one is refused here in one line, not in a worker after the other workers' trainings."""
-    from envs.datasets import KINDS, dataset_id, load_flat
+    from envs.storage import KINDS, dataset_id, load_flat
     from envs.tasks import get_task
     seen = set()
     for name in task_names:

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from benchmark import api
-from envs import BenchError
+from core.errors import BenchError
 
 
 EXIT_USAGE = 2        # a user mistake (one line on stderr); click's own usage errors use 2 too
@@ -166,7 +166,7 @@ def data_train_policies(envs: str, steps: int, seed: int, work_dir: str, policie
 @data_group.command("list")
 def data_list() -> None:
     """Show the bench datasets present locally, checking each one's content (damaged ones say why)."""
-    from envs.datasets import datasets_root
+    from envs.storage import datasets_root
     rows = api.list_datasets()
     click.echo(f"datasets root: {datasets_root()}")
     if not rows:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from envs import BenchError
+from core.errors import BenchError
 
 Overrides = dict[str, dict[str, Any]]  # method name -> {field: value}
 

@@ -7,7 +7,7 @@ from typing import Any
 from benchmark.config import Overrides, config_dict, method_config, stable_hash
 from benchmark.profiles import Profile
 from benchmark.validation import validate_config
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import get_task
 from methods.registry import get_method
 
@@ -103,7 +103,7 @@ def run_steps(method_cls: type, profile: Profile, family: str) -> int:
 def _data_version(task) -> dict[str, int]:
     """The task's data and evaluation recipe version, in the settings (and so the run key) once it is past 0:
     maze2d v1 is D4RL's data, scale and evaluation; a v0 result must not count as done for a v1 grid."""
-    from envs.datasets import DATA_VERSION
+    from envs.storage import DATA_VERSION
     version = DATA_VERSION[task.family]
     return {"data_version": version} if version else {}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark.config import GridFile
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import TASKS
 from methods.registry import available
 

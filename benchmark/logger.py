@@ -53,7 +53,7 @@ class TensorBoardLogger:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            from envs import BenchError
+            from core.errors import BenchError
             raise BenchError("--tensorboard needs the tensorboard package: pip install 'sra-bench[tensorboard]'") from None
         self._writer = SummaryWriter(str(log_dir))
 

@@ -21,7 +21,7 @@ from typing import Callable
 
 import torch
 
-from envs import BenchError
+from core.errors import BenchError
 from methods.base import synchronize
 
 REFERENCE = "iql-corl"     # the row of the CORL-style reference IQL

@@ -23,7 +23,7 @@ from typing import Callable, Iterable
 
 import torch
 
-from envs import BenchError
+from core.errors import BenchError
 from methods.base import synchronize
 
 TARGET = 0.25  # (model + reverse policy + augmentation) / learner

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from envs import BenchError
+from core.errors import BenchError
 
 
 @dataclass(frozen=True)
@@ -13,7 +13,7 @@ class Profile:
     in the method's file: its ``budgets`` and ``run_steps`` (methods/base.py)."""
     name: str
     description: str
-    data: str               # data scale (envs.datasets.DATA_SCALES): dataset sizes this profile trains on
+    data: str               # data scale (envs.storage.DATA_SCALES): dataset sizes this profile trains on
     num_steps: int          # learner updates per run (unless the method has its own: ``Method.run_steps``)
     eval_every: int         # evaluate (and checkpoint) every this many updates, and at the end
     eval_episodes: int      # deterministic evaluation episodes per evaluation

@@ -27,8 +27,9 @@ from typing import Callable
 from benchmark.grid import RunSpec
 from benchmark.locks import RunBusy
 from benchmark.runner import RunOptions, busy_results, run_shared, write_crash_results
-from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, atomic_write_bytes, run_dir
-from envs import BenchError
+from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
+from core.errors import BenchError
+from core.io import atomic_write_bytes
 
 RESULTS_MODES = ("shared", "driver")
 ATTEMPTS_FILE = "attempts.log"  # shared mode: one line per Ray attempt (time, host), to spot flaky nodes

@@ -28,11 +28,11 @@ from benchmark.locks import RunBusy, run_locks
 from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger, progress_bar
 from benchmark.profiles import get_profile
 from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA,
-                             CorruptResultError, atomic_write_bytes, atomic_write_json, read_result, run_dir,
-                             set_aside)
-from envs import BenchError
-from envs.datasets import dataset_id, dataset_source, load_flat, own_expert_reference, reference_returns
+                             CorruptResultError, read_result, run_dir, set_aside)
+from core.errors import BenchError
+from core.io import atomic_write_bytes, atomic_write_json
 from envs.evaluation import evaluate_tasks, normalized_score, protocol
+from envs.storage import dataset_id, dataset_source, load_flat, own_expert_reference, reference_returns
 from envs.tasks import TaskSpec, get_task
 from methods import nets
 from methods.base import synchronize

@@ -12,7 +12,7 @@ import math
 import typing
 from typing import Any
 
-from envs import BenchError
+from core.errors import BenchError
 
 # string fields annotated ``str`` whose choices live in the method's code; a Literal annotation makes these redundant
 CHOICES: dict[str, tuple[str, ...]] = {

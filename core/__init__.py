@@ -1,1 +1,2 @@
-"""The bottom layer every package builds on: errors, atomic IO, what a method may know about a task, seeding."""
+"""The bottom layer every package builds on: errors, atomic file writes, what a method may know about a task,
+named seed streams."""

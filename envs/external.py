@@ -31,7 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from envs import BenchError
+from core.errors import BenchError
+from envs.storage import (DATA_SCALES, KINDS, Episode, dataset_id, dataset_name, dataset_source, dataset_status,
+                           named_dataset_id, write_dataset)
 from envs.tasks import TaskSpec
 
 REMOTE_IDS = {"expert": "mujoco/{robot}/expert-v0", "medium": "mujoco/{robot}/medium-v0"}
@@ -63,7 +65,6 @@ def fit_observations(obs: np.ndarray, task: TaskSpec, origin: str) -> np.ndarray
 
 def _episodes_from_flat(obs, actions, rewards, terminals, timeouts, next_obs):
     """Split flat D4RL arrays into Episode objects (see the module docstring for the rules)."""
-    from envs.datasets import Episode
     n = len(actions)
     ends = np.flatnonzero(terminals | timeouts)
     if not len(ends) or ends[-1] != n - 1:
@@ -92,15 +93,14 @@ def _write(task: TaskSpec, ds_id: str, episodes, name: str, extra: dict, descrip
            reference: dict | None = None) -> None:
     """``reference``: {reward type: {"min", "max"}} stored as ``bench_reference`` (locomotion default: D4RL's;
     maze2d: the own-expert scale, on the expert dataset only). Minari's reference scores are always D4RL's."""
-    from envs.datasets import _write_dataset
     if reference is None and task.family == "locomotion":
         reference = {task.reward_type: task.fixed_reference()}
     metadata = {"bench_kind": "expert" if name == "expert" else "supplementary", "bench_dataset": name,
                 "bench_mean_return": float(np.mean([e.rewards.sum() for e in episodes])), **extra}
     if reference is not None:
         metadata["bench_reference"] = reference
-    _write_dataset(ds_id, task, episodes, {task.reward_type: task.fixed_reference()}, metadata,
-                   description, algorithm_name=extra["bench_source"])
+    write_dataset(ds_id, task, episodes, {task.reward_type: task.fixed_reference()}, metadata,
+                  description, algorithm_name=extra["bench_source"])
 
 
 def _require_locomotion(task: TaskSpec, what: str) -> None:
@@ -146,7 +146,6 @@ def fetch_locomotion(task: TaskSpec, scale: str, force: bool = False, log=print)
     """Download ``mujoco/<robot>/{expert,medium}-v0`` and store them (and medium + expert) as this suite's
     ``bench/<robot>/...`` datasets at ``scale``'s ids, labelled ``minari``. Remote data keep their size."""
     import minari
-    from envs.datasets import dataset_status, named_dataset_id
     _require_locomotion(task, "bench data fetch")
     robot = task.group
     ids = {name: named_dataset_id(task, name, scale) for name in ("expert", "medium", "medium-expert")}
@@ -167,7 +166,6 @@ def fetch_locomotion(task: TaskSpec, scale: str, force: bool = False, log=print)
         except Exception as e:
             raise BenchError(f"could not fetch {remote_id} ({type(e).__name__}: {e}); offline, use "
                              f"`bench data generate --envs {robot}`") from None
-        from envs.datasets import Episode
         episodes[level] = [Episode(fit_observations(np.asarray(e.observations), task, remote_id),
                                    np.asarray(e.actions, np.float32), np.asarray(e.rewards, np.float64),
                                    np.asarray(e.rewards, np.float64), np.asarray(e.terminations, bool),
@@ -312,7 +310,6 @@ def import_d4rl(path: str | Path, task: TaskSpec, kind: str, scale: str, force: 
     at ``scale``'s id, labelled ``imported-d4rl``; return the dataset id. Maze2d files are converted from D4RL's
     frame, replay-checked and rewarded as the module docstring says; their expert dataset gets the map's
     reference returns (``maze_reference``: random episodes on the evaluation env vs the imported episodes)."""
-    from envs.datasets import DATA_SCALES, KINDS, dataset_id, dataset_name, dataset_source, dataset_status
     if kind not in KINDS:
         raise BenchError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     ds_id = dataset_id(task, kind, scale)
@@ -334,7 +331,7 @@ def import_d4rl(path: str | Path, task: TaskSpec, kind: str, scale: str, force: 
         finally:
             env.close()
         if kind == "expert":
-            from envs.datasets import maze_reference
+            from envs.maze_datasets import maze_reference
             count = DATA_SCALES[scale].reference_episodes
             bar = (progress_factory(total=count * task.max_episode_steps, desc=f"reference returns {task.group}")
                    if progress_factory else None)

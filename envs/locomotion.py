@@ -22,7 +22,7 @@ loadable with ``weights_only=True``), format ``bench-policy-v1``::
     eval_return  mean deterministic return measured when the file was written (or None)
     train_steps  environment steps of training behind it (or None); notes: free text
 
-``bench data train-policies`` (envs/policy_training.py) writes them; tests write tiny ones of their own.
+``bench data train-policies`` (benchmark/policy_training.py) writes them; tests write tiny ones of their own.
 """
 from __future__ import annotations
 
@@ -36,8 +36,10 @@ from typing import Callable
 import gymnasium as gym
 import numpy as np
 
+from core.errors import BenchError
+from core.io import atomic_write_bytes
 from core.seeding import stream_seed
-from envs import BenchError
+from envs.storage import DATA_SCALES, Episode, dataset_status, named_dataset_id, write_dataset
 from envs.tasks import LOCOMOTION_SPECS, TaskSpec, get_task
 
 POLICY_FORMAT = "bench-policy-v1"
@@ -92,7 +94,6 @@ def save_policy(path: str | Path, task: TaskSpec, level: str, actor, hidden_dims
                "actor": {k: v.detach().cpu().clone() for k, v in actor.state_dict().items()},
                "eval_return": None if eval_return is None else float(eval_return),
                "train_steps": None if train_steps is None else int(train_steps), "notes": notes}
-    from benchmark.store import atomic_write_bytes
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     path = Path(path)
@@ -126,10 +127,24 @@ class BehaviourPolicy:
         return np.tanh(self._mu_log_std(obs)[0]).astype(np.float32)
 
 
+def actor_layers(actor: dict, obs_dim: int, act_dim: int,
+                 hidden_dims: tuple[int, ...]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (weight, bias) float64 arrays of a TanhGaussianActor state dict (its ``trunk``: Linear and ReLU
+    layers, obs_dim -> hidden_dims -> 2 act_dim). Keys and shapes must match exactly, and the weights round
+    to float32 first, as loading them into the actor would; a mismatch is a RuntimeError, as there."""
+    widths = [obs_dim, *hidden_dims, 2 * act_dim]
+    shapes = {}
+    for i, (width_in, width_out) in enumerate(zip(widths[:-1], widths[1:])):
+        shapes[f"trunk.{2 * i}.weight"], shapes[f"trunk.{2 * i}.bias"] = (width_out, width_in), (width_out,)
+    if set(actor) != set(shapes) or any(tuple(actor[key].shape) != shape for key, shape in shapes.items()):
+        raise RuntimeError(f"expected tensors {shapes}")
+    return [tuple(actor[f"trunk.{2 * i}.{name}"].detach().float().double().numpy() for name in ("weight", "bias"))
+            for i in range(len(widths) - 1)]
+
+
 def load_policy(path: str | Path, task: TaskSpec) -> BehaviourPolicy:
     """Load and validate a policy file for ``task``'s robot, with a one-line error on any mismatch."""
     import torch
-    from methods.nets import TanhGaussianActor
     path = Path(path)
     raw = path.read_bytes()
     try:
@@ -142,14 +157,12 @@ def load_policy(path: str | Path, task: TaskSpec) -> BehaviourPolicy:
     if (payload.get("obs_dim"), payload.get("act_dim")) != (task.obs_dim, task.act_dim):
         raise BenchError(f"policy file {path} is for obs {payload.get('obs_dim')} / act {payload.get('act_dim')}, "
                          f"{task.env_id} here has obs {task.obs_dim} / act {task.act_dim}")
-    actor = TanhGaussianActor(task.obs_dim, task.act_dim, tuple(payload["hidden_dims"]))
+    hidden_dims = tuple(payload["hidden_dims"])
     try:
-        actor.load_state_dict(payload["actor"])
+        layers = actor_layers(payload["actor"], task.obs_dim, task.act_dim, hidden_dims)
     except Exception as e:
         raise BenchError(f"policy file {path}: actor weights do not fit hidden_dims {payload['hidden_dims']} "
                          f"({type(e).__name__})") from None
-    linears = [m for m in actor.trunk if isinstance(m, torch.nn.Linear)]
-    layers = [(m.weight.detach().double().numpy(), m.bias.detach().double().numpy()) for m in linears]
     meta = {k: v for k, v in payload.items() if k != "actor"}
     return BehaviourPolicy(layers, task.act_dim, meta, hashlib.sha256(raw).hexdigest())
 
@@ -159,7 +172,6 @@ def collect_episodes(task: TaskSpec, sample: Callable[[np.ndarray], np.ndarray],
                      min_episodes: int, seed: int, progress: Callable[[int], None] | None = None):
     """Whole episodes of ``sample`` (obs -> action) until >= ``num_steps`` transitions and ``min_episodes``
     episodes. Episode i starts from ``env.reset(seed=seed + i)``."""
-    from envs.datasets import Episode
     env = make_locomotion_env(task)
     episodes, total = [], 0
     while total < num_steps or len(episodes) < min_episodes:
@@ -188,7 +200,6 @@ def collect_episodes(task: TaskSpec, sample: Callable[[np.ndarray], np.ndarray],
 def generate_locomotion_datasets(task: TaskSpec, scale: str, seed: int = 0, force: bool = False,
                                  progress_factory=None, log=print, policies_dir=None) -> list[str]:
     """Build ``task``'s robot's expert, medium and medium-expert datasets at ``scale``; return their ids."""
-    from envs.datasets import DATA_SCALES, _write_dataset, dataset_status, named_dataset_id
     robot, data = task.group, DATA_SCALES[scale]
     ids = {name: named_dataset_id(task, name, scale) for name in ("expert", "medium", "medium-expert")}
     if not force and all(dataset_status(i) == "ok" for i in ids.values()):
@@ -217,12 +228,12 @@ def generate_locomotion_datasets(task: TaskSpec, scale: str, seed: int = 0, forc
     contents = {"expert": ["expert"], "medium": ["medium"], "medium-expert": ["medium", "expert"]}
     for name, levels in contents.items():
         eps = [e for level in levels for e in episodes[level]]
-        _write_dataset(ids[name], task, eps, reference,
-                       {**common, "bench_kind": "expert" if name == "expert" else "supplementary",
-                        "bench_dataset": name, "bench_policies": {lv: policy_meta[lv] for lv in levels},
-                        "bench_mean_return": float(np.mean([e.rewards.sum() for e in eps]))},
-                       f"{' + '.join(levels)} behaviour policy episodes on {task.env_id} (sampled actions).",
-                       algorithm_name="bench-sac-behaviour-policy")
+        write_dataset(ids[name], task, eps, reference,
+                      {**common, "bench_kind": "expert" if name == "expert" else "supplementary",
+                       "bench_dataset": name, "bench_policies": {lv: policy_meta[lv] for lv in levels},
+                       "bench_mean_return": float(np.mean([e.rewards.sum() for e in eps]))},
+                      f"{' + '.join(levels)} behaviour policy episodes on {task.env_id} (sampled actions).",
+                      algorithm_name="bench-sac-behaviour-policy")
     log(f"{robot}: wrote {', '.join(ids.values())}; mean returns expert "
         f"{np.mean([e.rewards.sum() for e in episodes['expert']]):.1f}, medium "
         f"{np.mean([e.rewards.sum() for e in episodes['medium']]):.1f} (D4RL reference {task.reference})")

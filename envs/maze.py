@@ -85,17 +85,6 @@ class MazeGrid:
         col = int(np.clip(np.floor(xy[0] + cols / 2), 0, cols - 1))
         return row, col
 
-    def coverage(self, xy: np.ndarray) -> float:
-        """The fraction of free cells holding at least one of the points ``xy`` (N, 2); points in walls or
-        outside the maze count for nothing."""
-        rows, cols = self.walls.shape
-        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
-        r, c = np.floor(rows / 2 - xy[:, 1]).astype(np.int64), np.floor(xy[:, 0] + cols / 2).astype(np.int64)
-        inside = (r >= 0) & (r < rows) & (c >= 0) & (c < cols)
-        hit = np.zeros_like(self.walls)
-        hit[r[inside], c[inside]] = True
-        return float((hit & ~self.walls).sum() / max((~self.walls).sum(), 1))
-
     def distances_to(self, goal_cell) -> np.ndarray:
         """Value iteration with unit step costs (4-connected): steps from every cell to the goal."""
         dist = np.full(self.walls.shape, np.inf)

@@ -9,26 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from envs import BenchError
+from core.errors import BenchError
+from core.tasks import MazeLayout, TaskInfo
 from envs.d4rl_maze import REFERENCE as D4RL_MAZE_REFERENCE
 
 
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str                    # e.g. "maze2d-umaze-sparse"
-    family: str                  # "maze2d" | "locomotion"
+@dataclass(frozen=True, kw_only=True)
+class TaskSpec(TaskInfo):
+    """A task as the suite runs it: what a method may know (TaskInfo, which methods are typed against) plus
+    how its environment, datasets and score normalization are made."""
     env_id: str                  # Gymnasium id used for evaluation
     dataset_prefix: str          # Minari namespace/env part, e.g. "bench/maze2d-umaze"
-    max_episode_steps: int
-    obs_dim: int
-    act_dim: int
-    action_low: float = -1.0
-    action_high: float = 1.0
-    reward_type: str = "sparse"  # which reference returns normalize this task's score
     env_kwargs: dict = field(default_factory=dict)
-    maze_map: str | None = None  # maze2d only: "umaze" | "medium" | "large"
     goal_cell: tuple[int, int] | None = None  # maze2d only: fixed evaluation goal (row, col)
     supplementary_dataset: str = "supplementary"  # D^S's dataset name under dataset_prefix ("medium", ...)
     reference: tuple[float, float] | None = None  # D4RL's (random, expert) returns: what a score of 0 / 100 means
@@ -49,16 +41,38 @@ class TaskSpec:
         """{"min", "max"}: D4RL's random and expert returns for this task (None for a task without them)."""
         return None if self.reference is None else {"min": float(self.reference[0]), "max": float(self.reference[1])}
 
-    def action_bounds(self) -> tuple[np.ndarray, np.ndarray]:
-        return (np.full(self.act_dim, self.action_low, np.float32),
-                np.full(self.act_dim, self.action_high, np.float32))
-
 
 # D4RL's maze2d goals ('G' in its maze strings), which Gymnasium-Robotics' maps share cell for cell.
 MAZE_SPECS = {
     "umaze": ("PointMaze_UMaze", 300, (1, 1)),
     "medium": ("PointMaze_Medium", 600, (6, 6)),
     "large": ("PointMaze_Large", 800, (7, 9)),
+}
+# Gymnasium-Robotics' maps ("#" = wall), which D4RL's maze strings match cell for cell
+# (tests/envs/test_d4rl_maze.py checks them against the envs).
+MAZE_LAYOUTS = {
+    "umaze": MazeLayout(("#####",
+                         "#...#",
+                         "###.#",
+                         "#...#",
+                         "#####")),
+    "medium": MazeLayout(("########",
+                          "#..##..#",
+                          "#..#...#",
+                          "##...###",
+                          "#..#...#",
+                          "#.#..#.#",
+                          "#...#..#",
+                          "########")),
+    "large": MazeLayout(("############",
+                         "#....#.....#",
+                         "#.##.#.#.#.#",
+                         "#......#...#",
+                         "#.####.###.#",
+                         "#..#.#.....#",
+                         "##.#.#.#.###",
+                         "#..#...#...#",
+                         "############")),
 }
 
 
@@ -73,7 +87,8 @@ def _maze_tasks() -> dict[str, TaskSpec]:
                 dataset_prefix=f"bench/maze2d-{size}", max_episode_steps=horizon,
                 obs_dim=4, act_dim=2, reward_type=reward_type,
                 env_kwargs={"continuing_task": True, "reset_target": False},
-                maze_map=size, goal_cell=goal, reference=D4RL_MAZE_REFERENCE[(size, reward_type)])
+                maze_map=size, maze=MAZE_LAYOUTS[size], goal_cell=goal,
+                reference=D4RL_MAZE_REFERENCE[(size, reward_type)])
     return tasks
 
 
@@ -91,6 +106,23 @@ LOCOMOTION_HORIZON = 1000
 LOCOMOTION_DATASETS = ("medium", "medium-expert")  # D^S per task; D^E is always the expert dataset
 
 
+# Which (raw) states end an episode, for model rollouts: MOPO's health checks on the Gymnasium v5 observations
+# (tensor methods only, so the registry loads without torch).
+def hopper_terminal(s):
+    return ~(s.isfinite().all(-1) & (s[:, 1:].abs() < 100).all(-1) & (s[:, 0] > 0.7) & (s[:, 1].abs() < 0.2))
+
+
+def walker2d_terminal(s):
+    return ~((s[:, 0] > 0.8) & (s[:, 0] < 2.0) & (s[:, 1] > -1.0) & (s[:, 1] < 1.0))
+
+
+def ant_terminal(s):
+    return ~(s.isfinite().all(-1) & (s[:, 0] >= 0.2) & (s[:, 0] <= 1.0))
+
+
+TERMINATIONS = {"hopper": hopper_terminal, "walker2d": walker2d_terminal, "ant": ant_terminal}  # halfcheetah: none
+
+
 def _locomotion_tasks() -> dict[str, TaskSpec]:
     tasks = {}
     for robot, (env_id, obs_dim, act_dim, kwargs, reference) in LOCOMOTION_SPECS.items():
@@ -99,7 +131,8 @@ def _locomotion_tasks() -> dict[str, TaskSpec]:
             tasks[name] = TaskSpec(
                 name=name, family="locomotion", env_id=env_id, dataset_prefix=f"bench/{robot}",
                 max_episode_steps=LOCOMOTION_HORIZON, obs_dim=obs_dim, act_dim=act_dim, reward_type="env",
-                env_kwargs=dict(kwargs), supplementary_dataset=supplementary, reference=reference)
+                env_kwargs=dict(kwargs), supplementary_dataset=supplementary, reference=reference,
+                termination=TERMINATIONS.get(robot))
     return tasks
 
 

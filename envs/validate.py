@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import TaskSpec
 
 ACTION_TOLERANCE = 1e-6  # float32 rounding of actions clipped to the bounds

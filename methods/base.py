@@ -7,8 +7,8 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from envs import BenchError
-from envs.tasks import TaskSpec
+from core.errors import BenchError
+from core.tasks import TaskInfo
 from methods.data import ImitationData
 
 Progress = Callable[..., Any]  # tqdm-like: progress(iterable, desc=..., total=...) -> iterable
@@ -35,7 +35,7 @@ class Method:
     # 200k / 500k at paper); elsewhere the profile's ``num_steps``. The runner owns the number (``num_steps``).
     run_steps: ClassVar[dict[str, dict[str, int]]] = {}
 
-    def __init__(self, task: TaskSpec, data: ImitationData, config: Any, seed: int, device: torch.device,
+    def __init__(self, task: TaskInfo, data: ImitationData, config: Any, seed: int, device: torch.device,
                  num_steps: int):
         """``num_steps``: the run's learner updates, as the runner will call ``update``; schedules that span the
         run (SRA's rounds and lr drop, OTIL's cosine) read it."""
@@ -43,7 +43,7 @@ class Method:
         self.num_steps = num_steps
 
     @classmethod
-    def task_defaults(cls, task: TaskSpec) -> dict[str, Any]:
+    def task_defaults(cls, task: TaskInfo) -> dict[str, Any]:
         """Config values that depend on the task (e.g. SRA's model ratio per maze size), as overrides (nested
         groups as dicts); resolved before the run, so the stored config holds them. Default: none."""
         return {}
@@ -70,7 +70,7 @@ class Method:
 FAMILIES = ("maze2d", "locomotion")  # the task families methods keep per-task defaults for
 
 
-def task_kind(task: TaskSpec, method: str) -> str:
+def task_kind(task: TaskInfo, method: str) -> str:
     """What per-task defaults are keyed by: "maze2d", or a locomotion task's robot ("hopper", ...). A task of
     another family is an error naming ``method``, not silently given locomotion's defaults."""
     if task.family == "maze2d":
@@ -81,7 +81,7 @@ def task_kind(task: TaskSpec, method: str) -> str:
                      f"{task.family!r} task")
 
 
-def maze_value(table: dict[str, Any], task: TaskSpec, method: str, field: str) -> Any:
+def maze_value(table: dict[str, Any], task: TaskInfo, method: str, field: str) -> Any:
     """``table``'s value for a maze2d task's maze size; a maze the table lacks is an error naming ``field``."""
     if task.maze_map not in table:
         raise BenchError(f"{method} has {field} defaults for the {', '.join(table)} mazes; {task.name} has maze "

@@ -35,7 +35,7 @@ from torch import nn
 from core.seeding import stream_seed
 from methods.base import Method, act_numpy, synchronize
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
-                              ReportsModelFit, rollout, termination_fn)
+                              ReportsModelFit, rollout)
 from methods.learners import SACNConfig, build_learner
 from methods.learners.base import step as optimizer_step
 from methods.nets import adam, mlp
@@ -137,7 +137,7 @@ class CLARE(ReportsModelFit, Method):
         c, norm = self.config, self.data.normalizer
         policy = lambda s: self.learner.actor.sample(norm(s), self.generator)[0]  # noqa: E731
         starts = random_rows(self.expert_obs, c.rollout_batch, self.generator)
-        out = rollout(self.model, policy, starts, c.horizon, self.generator, termination_fn(self.task))
+        out = rollout(self.model, policy, starts, c.horizon, self.generator, self.task.termination)
         if c.horizon > 1:
             keep = torch.nonzero(out["step"] > 0).squeeze(1)  # one host sync, not one per field
             out = {k: v.index_select(0, keep) for k, v in out.items()}

@@ -363,17 +363,3 @@ def reverse_rollout_defaults(task, method: str) -> dict[str, object]:
     hopper, else horizon 1 with a CVAE reverse policy."""
     short = task_kind(task, method) in ("maze2d", "hopper")
     return {"horizon": 5 if short else 1, "reverse_policy": "uniform" if short else "cvae"}
-
-
-def termination_fn(task) -> Callable[[torch.Tensor], torch.Tensor] | None:
-    """Which (raw) states end an episode, for model rollouts: MOPO's health checks on the Gymnasium v5
-    observations (hopper, walker2d, ant); None where nothing terminates (maze2d, halfcheetah)."""
-    env = task.name.split("-")[0]
-    if env == "hopper":
-        return lambda s: ~(torch.isfinite(s).all(-1) & (s[:, 1:].abs() < 100).all(-1) & (s[:, 0] > 0.7)
-                           & (s[:, 1].abs() < 0.2))
-    if env == "walker2d":
-        return lambda s: ~((s[:, 0] > 0.8) & (s[:, 0] < 2.0) & (s[:, 1] > -1.0) & (s[:, 1] < 1.0))
-    if env == "ant":
-        return lambda s: ~(torch.isfinite(s).all(-1) & (s[:, 0] >= 0.2) & (s[:, 0] <= 1.0))
-    return None

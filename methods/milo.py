@@ -45,7 +45,7 @@ import torch
 from core.seeding import stream_seed
 from methods.base import Method, act_numpy
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
-                              ReportsModelFit, rollout, termination_fn)
+                              ReportsModelFit, rollout)
 from methods.learners import SACNConfig, build_learner
 from methods.nets import adam
 from methods.registry import register
@@ -179,7 +179,7 @@ class MILO(ReportsModelFit, Method):
         for pool, n in ((self.expert_obs, n_expert), (self.supplementary_obs, c.rollout_batch - n_expert)):
             if n:
                 outs.append(rollout(self.model, policy, random_rows(pool, n, self.generator), c.horizon,
-                                    self.generator, termination_fn(self.task)))
+                                    self.generator, self.task.termination))
         out = {k: torch.cat([o[k] for o in outs]) for k in outs[0]}
         penalty = -c.lambda_b * (out["disagreement"] / self.max_disagreement).clamp(max=1.0)
         self.buffer.add(obs=out["obs"], act=out["act"], next_obs=out["next_obs"], done=out["done"], reward=penalty)

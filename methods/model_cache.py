@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.store import atomic_write_bytes
+from core.io import atomic_write_bytes
 
 ENV_VAR = "BENCH_MODEL_CACHE"
 VERSION = 3  # bump when training code changes what a key produces (2: per-epoch permutations, best epoch, per-member

@@ -13,7 +13,7 @@ import warnings
 from importlib.metadata import entry_points
 
 import methods as methods_package
-from envs import BenchError
+from core.errors import BenchError
 from methods.base import Method
 
 ENTRY_POINT_GROUP = "bench.methods"

@@ -29,7 +29,7 @@ from methods.base import Method, act_numpy, maze_value, task_kind
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
-                              ReportsModelFit, reverse_rollout_defaults, rollout, termination_fn)
+                              ReportsModelFit, reverse_rollout_defaults, rollout)
 from methods.learners import IQLConfig, build_learner
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source, random_rows
@@ -112,7 +112,7 @@ class ROMI(ReportsModelFit, Method):
             policy = lambda s: self.cvae.sample(self.data.normalizer(s), generator)  # noqa: E731
         else:
             policy = lambda s: uniform_actions(len(s), self.task.act_dim, generator, self.device)  # noqa: E731
-        out = rollout(self.model, policy, starts, h, generator, termination_fn(self.task))
+        out = rollout(self.model, policy, starts, h, generator, self.task.termination)
         n = len(out["act"])
         obs, act, next_obs = (out[k].cpu().numpy() for k in ("obs", "act", "next_obs"))
         return Transitions(obs, act, next_obs, np.zeros(n, bool), np.zeros(n, bool), np.zeros(0, np.int64))

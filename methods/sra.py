@@ -31,7 +31,6 @@ import numpy as np
 import torch
 
 from core.seeding import stream_rng, stream_seed
-from envs.maze import maze_grid
 from methods.base import Method, act_numpy, maze_value, task_kind
 from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
@@ -175,7 +174,7 @@ class SRA(ReportsModelFit, Method):
         self.goal_history: list[np.ndarray] = []               # a sample of each round's newest goals
         self.rounds_info: list[dict[str, float]] = []          # per round: sizes and maze coverage
         self.model_info: dict[str, float] = {}
-        self.grid = maze_grid(task) if task.family == "maze2d" and config.augment else None
+        self.maze = task.maze if config.augment else None
         self.phase_times = {"model": 0.0, "reverse_policy": 0.0, "augmentation": 0.0}
 
     def _learner_config(self):
@@ -249,10 +248,10 @@ class SRA(ReportsModelFit, Method):
         self.goal_history.append(goals[rng.choice(len(goals), min(len(goals), 2000), replace=False)])
         info = {"aug/new": float(len(new)), "aug/pool": float(len(self.augmented)),
                 "aug/goals": float(len(self.goal_indices)), "aug/newest_goals": float(len(newest))}
-        if self.grid is not None:
-            info.update({"aug/coverage_goals": self.grid.coverage(goals[:, :2]),
-                         "aug/coverage_states": self.grid.coverage(obs[:, :2]),
-                         "aug/coverage_pool": self.grid.coverage(self.augmented.observations[:, :2])})
+        if self.maze is not None:
+            info.update({"aug/coverage_goals": self.maze.coverage(goals[:, :2]),
+                         "aug/coverage_states": self.maze.coverage(obs[:, :2]),
+                         "aug/coverage_pool": self.maze.coverage(self.augmented.observations[:, :2])})
         self.rounds_info.append(dict(info))  # a copy: update() adds the learner's scalars to info
         return info
 

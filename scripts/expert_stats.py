@@ -9,7 +9,7 @@ import argparse
 
 import numpy as np
 
-from envs.datasets import MAZE_EXPERTS, maze_expert, rollout_episodes
+from envs.maze_datasets import MAZE_EXPERTS, maze_expert, rollout_episodes
 from envs.tasks import get_task
 
 

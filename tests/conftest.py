@@ -25,7 +25,7 @@ def minari_root(tmp_path_factory):
 @pytest.fixture(scope="session")
 def umaze_smoke(minari_root):
     """Smoke-scale maze2d-umaze datasets (seconds to build)."""
-    from envs.datasets import generate_maze_datasets
+    from envs.maze_datasets import generate_maze_datasets
     from envs.tasks import get_task
     task = get_task("maze2d-umaze-sparse")
     generate_maze_datasets(task, "smoke", seed=0, log=lambda *_: None)
@@ -38,7 +38,7 @@ def umaze_random_score(umaze_smoke):
     evaluation episodes: the floor that "beats random" tests compare a method against."""
     import numpy as np
 
-    from envs.datasets import reference_returns
+    from envs.storage import reference_returns
     from envs.evaluation import evaluate, normalized_score
 
     def score(episodes: int) -> float:

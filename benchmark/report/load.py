@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.store import iter_results, iter_set_aside
-from envs import BenchError
+from core.errors import BenchError
 
 SCORE_COLUMNS = ["variant", "task", "seed", "last", "best", "profile"]
 

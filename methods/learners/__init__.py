@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from envs.tasks import TaskSpec
+from core.tasks import TaskInfo
 from methods.base import task_kind
 from methods.learners.awac import AWAC, AWACConfig
 from methods.learners.iql import IQL, IQLConfig
@@ -25,7 +25,7 @@ SACN_CRITICS = {"maze2d": 25, "hopper": 500, "halfcheetah": 10, "walker2d": 20, 
 SACN_OTHER_ROBOT = 10  # a robot outside CORL's table: CORL's default critic count
 
 
-def learner_task_defaults(config: Any, task: TaskSpec, method: str) -> dict[str, Any]:
+def learner_task_defaults(config: Any, task: TaskInfo, method: str) -> dict[str, Any]:
     """The per-task values a learner config leaves as None (AWAC's lambda, SAC-N's critic count), as overrides;
     a method's ``task_defaults`` puts them under its ``learner`` group. ``method`` names it in errors."""
     if isinstance(config, AWACConfig) and config.awac_lambda is None:
@@ -35,7 +35,7 @@ def learner_task_defaults(config: Any, task: TaskSpec, method: str) -> dict[str,
     return {}
 
 
-def build_learner(config: Any, task: TaskSpec, device: torch.device | str):
+def build_learner(config: Any, task: TaskInfo, device: torch.device | str):
     """The learner a config describes (its class picks the algorithm); per-task values must be resolved
     (``learner_task_defaults``, through the method's ``task_defaults``)."""
     for cls, config_cls in LEARNERS.values():

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmark import api
-from benchmark.store import atomic_write_json
-from envs import BenchError
+from core.errors import BenchError
+from core.io import atomic_write_json
 
 
 def test_a_smoke_grid_and_its_report_from_python_with_the_clis_defaults(umaze_smoke, tmp_path, monkeypatch, caplog):

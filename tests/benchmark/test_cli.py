@@ -178,7 +178,7 @@ def test_unwritable_out_is_one_line_before_any_training(umaze_smoke, tmp_path):
 
 
 def _write_fake_result(root):
-    from benchmark.store import atomic_write_json
+    from core.io import atomic_write_json
     atomic_write_json(root / "runs/bc-exp/maze2d-umaze-sparse/seed0-x/result.json",
                       {"run_key": "bc-exp/maze2d-umaze-sparse/seed0-x", "method": "bc-exp", "task": "maze2d-umaze-sparse",
                        "seed": 0, "profile": "smoke", "status": "done", "final_score": 50.0, "best_score": 60.0,

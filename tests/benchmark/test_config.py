@@ -6,7 +6,7 @@ import pytest
 
 from benchmark.config import (config_dict, load_grid_file, merge_overrides, parse_seeds, parse_set_options,
                               resolve_config, stable_hash)
-from envs import BenchError
+from core.errors import BenchError
 from methods.registry import get_method
 
 

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from benchmark.cli import main
 from benchmark.perf import REFERENCE, parse_learners
-from envs import BenchError
+from core.errors import BenchError
 
 
 def test_perf_prints_a_row_per_learner_and_the_ratios():

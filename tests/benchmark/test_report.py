@@ -13,7 +13,7 @@ from rliable import metrics
 
 from benchmark import report
 from benchmark.report import ReportError, write_report
-from benchmark.store import atomic_write_json
+from core.io import atomic_write_json
 
 REPS = 200
 T1, T2 = "maze2d-umaze-sparse", "maze2d-medium-sparse"

@@ -12,7 +12,7 @@ import pytest
 from benchmark.grid import expand_grid
 from benchmark.profiles import get_profile
 from benchmark.runner import RunOptions, run_one
-from envs.datasets import dataset_id, fingerprint, load_flat, own_expert_reference
+from envs.storage import dataset_id, fingerprint, load_flat, own_expert_reference
 
 # maze2d-umaze smoke datasets (data v1), `bench data generate --envs maze2d-umaze --profile smoke --seed 0`
 FINGERPRINTS = {"expert": "b6ec22329407cd3cd5d45886c639a2906a4d15088d577b52721f49b1b9cb6345",

@@ -13,7 +13,7 @@ from benchmark.profiles import get_profile
 from benchmark.runner import (RunOptions, SimulatedKill, expert_episode_ids, load_imitation_data, run_one,
                               run_shared)
 from benchmark.store import CHECKPOINT_FILE, RESULT_FILE, run_dir
-from envs import BenchError
+from core.errors import BenchError
 from methods import nets, registry
 from methods.bc_exp import BCExp
 
@@ -143,7 +143,7 @@ def test_seeded_expert_draw_differs_between_seeds_and_repeats_for_a_seed():
 
 
 def test_first_draw_is_the_first_episodes_and_seeded_takes_the_drawn_ones(umaze_smoke):
-    from envs.datasets import dataset_id, load_flat
+    from envs.storage import dataset_id, load_flat
     from methods.data import Transitions
     flat = load_flat(dataset_id(umaze_smoke, "expert", "smoke"), umaze_smoke, "smoke")
     raw = Transitions(flat.observations, flat.actions, flat.next_observations, flat.terminals, flat.timeouts,

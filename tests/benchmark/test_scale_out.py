@@ -16,7 +16,7 @@ from benchmark.grids import named_grid
 from benchmark.profiles import get_profile
 from benchmark.runner import RunOptions
 from benchmark.store import run_dir
-from envs import BenchError
+from core.errors import BenchError
 
 SMOKE = get_profile("smoke")
 TASKS = ["maze2d-umaze-sparse", "maze2d-umaze-dense"]

@@ -1,5 +1,5 @@
-"""The results store (benchmark/store.py): writes are atomic, a corrupt result file is a clear error, is set aside
-(never deleted) and makes the run count as not done."""
+"""The results store (benchmark/store.py; atomic writes from core/io.py): writes are atomic, a corrupt result
+file is a clear error, is set aside (never deleted) and makes the run count as not done."""
 from __future__ import annotations
 
 import json
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from benchmark import store
-from benchmark.store import CorruptResultError, atomic_write_json, load_result, read_result, run_dir
+from benchmark.store import CorruptResultError, load_result, read_result, run_dir
+from core.io import atomic_write_json
 
 RESULT = {"run_key": "bc-exp/t/seed0-x", "method": "bc-exp", "task": "t", "seed": 0, "profile": "smoke",
           "status": "done"}
@@ -36,7 +37,7 @@ def test_a_failed_write_keeps_the_old_file_whole(tmp_path, monkeypatch, failure)
     else:  # the data is on disk in the temporary file, then the rename fails (a kill, a full disk)
         def refuse(*_):
             raise OSError("disk gone")
-        monkeypatch.setattr(store.os, "replace", refuse)
+        monkeypatch.setattr(os, "replace", refuse)
         with pytest.raises(OSError, match="disk gone"):
             atomic_write_json(path, {**RESULT, "status": "failed"})
     assert read_result(path) == RESULT

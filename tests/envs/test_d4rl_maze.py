@@ -27,6 +27,13 @@ def test_d4rl_goal_point_is_the_goal_cell_centre_offset(size):
     np.testing.assert_allclose(frame.cell_point(task.goal_cell), grid.cell_to_xy(task.goal_cell) + [0.2, -0.2])
 
 
+@pytest.mark.parametrize("size", ["umaze", "medium", "large"])
+def test_the_registry_maze_layouts_are_the_envs(size):
+    """Methods read a maze's layout from the task (core.tasks.MazeLayout), without building its env."""
+    task = get_task(f"maze2d-{size}-sparse")
+    np.testing.assert_array_equal(task.maze.walls, maze_grid(task).walls)
+
+
 def test_waypoints_follow_the_shortest_path_around_the_u():
     walls = maze_grid(get_task("maze2d-umaze-sparse")).walls
     assert dm._waypoint_cells(walls, (3, 1), (1, 1)) == [(3, 2), (3, 3), (2, 3), (1, 3), (1, 2), (1, 1)]

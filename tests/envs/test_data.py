@@ -6,11 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from envs import BenchError
-from envs.datasets import (DATA_SCALES, MAZE_EXPERTS, dataset_id, dataset_path, generate_maze_datasets, load_flat,
-                           maze_expert, own_expert_reference, reference_returns, rollout_episodes)
+from core.errors import BenchError
 from envs.evaluation import evaluate, normalized_score
 from envs.maze import evaluation_target, make_maze_env, maze_grid, maze_rewards
+from envs.maze_datasets import MAZE_EXPERTS, generate_maze_datasets, maze_expert, rollout_episodes
+from envs.storage import DATA_SCALES, dataset_id, dataset_path, load_flat, own_expert_reference, reference_returns
 from envs.tasks import get_task, resolve_tasks
 
 
@@ -109,7 +109,7 @@ def test_missing_partial_and_corrupt_datasets_give_the_fix(umaze_smoke, tmp_path
 # ------------------------------------------------------------------ issue 15: damaged datasets are refused
 def _copy_umaze(umaze_smoke, root):
     """A private copy of the smoke umaze datasets (the session's stay intact) under a new Minari root."""
-    from envs.datasets import datasets_root
+    from envs.storage import datasets_root
     shutil.copytree(datasets_root() / "bench" / "maze2d-umaze", root / "bench" / "maze2d-umaze")
 
 
@@ -154,7 +154,7 @@ def test_dataset_checks_name_the_first_bad_row(umaze_smoke, damage, message):
 
 
 def test_generation_refuses_to_write_invalid_episodes(umaze_smoke, tmp_path, monkeypatch):
-    from envs.datasets import _write_dataset, dataset_status, rollout_episodes
+    from envs.storage import dataset_status, write_dataset
     from envs.validate import DatasetDamaged
     monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
     still = lambda obs: np.zeros(2, np.float32)
@@ -162,7 +162,7 @@ def test_generation_refuses_to_write_invalid_episodes(umaze_smoke, tmp_path, mon
     episodes[1].observations[3, 0] = np.nan
     reference = {"sparse": {"min": 0.0, "max": 1.0}, "dense": {"min": 0.0, "max": 1.0}}
     with pytest.raises(DatasetDamaged, match=r"bench/test/x-v0 is damaged: observations row 303 \(episode 1, step 3\)"):
-        _write_dataset("bench/test/x-v0", umaze_smoke, episodes, reference, {}, "test")
+        write_dataset("bench/test/x-v0", umaze_smoke, episodes, reference, {}, "test")
     assert dataset_status("bench/test/x-v0") == "missing"
 
 

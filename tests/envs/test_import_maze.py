@@ -10,11 +10,12 @@ import pytest
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from envs import BenchError
+from core.errors import BenchError
 from envs import d4rl_maze as dm
-from envs.datasets import dataset_id, dataset_source, load_flat, maze_reference, own_expert_reference, reference_returns
 from envs.external import REPLAY_TOLERANCE, import_d4rl, maze_episodes, replay_errors
 from envs.maze import MazeGrid, make_maze_env, set_goal
+from envs.maze_datasets import maze_reference
+from envs.storage import dataset_id, dataset_source, load_flat, own_expert_reference, reference_returns
 from envs.tasks import get_task
 
 UMAZE = get_task("maze2d-umaze-sparse")

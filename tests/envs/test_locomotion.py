@@ -17,11 +17,11 @@ import torch
 from click.testing import CliRunner
 
 from benchmark.cli import main
-from envs import BenchError
-from envs.datasets import DATA_SCALES, dataset_id, dataset_source, load_flat, named_dataset_id, reference_returns
+from core.errors import BenchError
 from envs.evaluation import evaluate, normalized_score
 from envs.locomotion import (collect_episodes, generate_locomotion_datasets, load_policy, make_locomotion_env,
                              policy_path, save_policy)
+from envs.storage import DATA_SCALES, dataset_id, dataset_source, load_flat, named_dataset_id, reference_returns
 from envs.tasks import LOCOMOTION_SPECS, get_task, resolve_tasks
 from methods.nets import TanhGaussianActor
 
@@ -153,6 +153,25 @@ def test_generation_is_deterministic_for_a_seed(hopper_smoke):
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a.observations, b.observations)
         np.testing.assert_array_equal(a.actions, b.actions)
+
+
+def test_a_policy_file_loads_as_its_actors_layers_without_the_actor_class(tmp_path):
+    """envs reads the weights from the state dict (methods.nets stays out of envs): the same float64 layers and
+    deterministic actions as the TanhGaussianActor holding them; weights of another shape are a one-line error."""
+    torch.manual_seed(3)
+    actor = TanhGaussianActor(HOPPER.obs_dim, HOPPER.act_dim, HIDDEN)
+    policy = load_policy(save_policy(tmp_path / "p.pt", HOPPER, "medium", actor, HIDDEN), HOPPER)
+    linears = [m for m in actor.trunk if isinstance(m, torch.nn.Linear)]
+    for (weight, bias), m in zip(policy.layers, linears, strict=True):
+        np.testing.assert_array_equal(weight, m.weight.detach().double().numpy())
+        np.testing.assert_array_equal(bias, m.bias.detach().double().numpy())
+    obs = np.random.default_rng(0).normal(size=(4, HOPPER.obs_dim))
+    with torch.no_grad():
+        expected = actor.act(torch.as_tensor(obs, dtype=torch.float32)).numpy()
+    np.testing.assert_allclose(policy.act(obs), expected, atol=1e-5)
+    save_policy(tmp_path / "q.pt", HOPPER, "medium", TanhGaussianActor(HOPPER.obs_dim, HOPPER.act_dim, (8, 8)), HIDDEN)
+    with pytest.raises(BenchError, match=r"actor weights do not fit hidden_dims \[16, 16\] \(RuntimeError\)"):
+        load_policy(tmp_path / "q.pt", HOPPER)
 
 
 def test_missing_policy_files_fail_in_one_line(tmp_path, monkeypatch):
@@ -297,7 +316,7 @@ def test_bc_exp_and_uds_run_on_hopper_medium(hopper_smoke, tmp_path):
 
 # ------------------------------------------------------------------------------------------------ trainer
 def test_policy_trainer_resumes_exactly_and_writes_policy_files(tmp_path):
-    from envs.policy_training import PolicyTrainer, TrainConfig
+    from benchmark.policy_training import PolicyTrainer, TrainConfig
     config = TrainConfig(total_steps=240, start_steps=80, batch_size=32, hidden_dims=(32, 32), buffer_size=1_000,
                          eval_every=80, eval_episodes=1, checkpoint_every=40)
     quiet = lambda *_: None  # noqa: E731

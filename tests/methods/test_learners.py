@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import TaskSpec
 from methods.data import Normalizer, Transitions
 from methods.learners import (LEARNERS, SACN_CRITICS, AWACConfig, IQLConfig, SACNConfig, TD3BCConfig,

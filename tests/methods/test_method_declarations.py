@@ -16,7 +16,7 @@ import methods as methods_package
 from benchmark.config import method_config, parse_set_options
 from benchmark.grid import expand_grid
 from benchmark.profiles import PROFILES, get_profile
-from envs import BenchError
+from core.errors import BenchError
 from envs.tasks import TaskSpec, get_task
 from methods import registry
 from methods.base import FAMILIES

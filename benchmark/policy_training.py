@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs import BenchError
+from core.errors import BenchError
+from core.io import atomic_write_bytes
 from envs.tasks import TaskSpec
 
 TRAIN_EVAL_SEED = 20_000  # the trainer's evaluation starts, apart from the benchmark's (10_000)
@@ -112,7 +113,6 @@ class PolicyTrainer:
         self.elapsed_s = state["elapsed_s"]
 
     def save(self) -> None:
-        from benchmark.store import atomic_write_bytes
         buffer = io.BytesIO()
         torch.save(self.state_dict(), buffer)
         atomic_write_bytes(self.checkpoint_path, buffer.getvalue())
