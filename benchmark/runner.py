@@ -2,7 +2,9 @@
 
 The runner owns the loop, never a method: methods only ``pretrain`` / ``update`` / ``act`` / ``state_dict``.
 A checkpoint is written after every evaluation (and right after ``pretrain``), holding the method's
-state, the step, the curve so far, phase timings and every RNG, so a killed run resumes exactly.
+state (its phase timer included), the step, the curve so far, the pretraining's metrics, phase timings and every
+RNG, so a killed run resumes exactly. A done run stores the method's ``result_info()``, ``artifacts()`` and
+``timer`` phases with its result.
 """
 from __future__ import annotations
 
@@ -271,18 +273,20 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         method.load_state_dict(checkpoint["method"])
         set_rng_states(checkpoint["rng"], device)
         step, curves, times = checkpoint["step"], checkpoint["curves"], checkpoint["times"]
+        pretrain_metrics = checkpoint.get("pretrain_metrics", {})  # absent in checkpoints from before it was kept
     else:
         step, times = 0, {"pretrain": 0.0, "update": 0.0, "eval": 0.0}
         curves = {t.name: {"step": [], "score": [], "return": [],
                            **({"own_expert_pct": []} if base["reference_own_expert"] else {})}
                   for t, base in zip(tasks, bases)}
         start = time.perf_counter()
-        method.pretrain(partial(bar, desc=f"{spec.method} pretrain"))
+        pretrain_metrics = _scalars(method.pretrain(partial(bar, desc=f"{spec.method} pretrain")) or {})
         times["pretrain"] = time.perf_counter() - start
 
     def save() -> None:
         _save_checkpoint(checkpoint_path, {"method": method.state_dict(), "rng": rng_states(device), "step": step,
-                                           "curves": curves, "times": times, "device": device.type})
+                                           "curves": curves, "times": times, "pretrain_metrics": pretrain_metrics,
+                                           "device": device.type})
 
     def failed(message: str) -> list[dict]:
         logger.close()
@@ -317,6 +321,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
     logger = MultiLogger(*loggers)
     try:
         if checkpoint is None:
+            if pretrain_metrics:
+                logger.log(0, {f"pretrain/{k}": v for k, v in pretrain_metrics.items()})
             if error := run_evaluation():  # the step-0 point of the learning curve
                 return failed(error)
             save()
@@ -352,14 +358,14 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         logger.close()
     _copy_log(directories)
 
-    artifacts = getattr(method, "artifacts", lambda: {})()
+    artifacts = method.artifacts()
     if artifacts:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **artifacts)
         for d in directories:
             atomic_write_bytes(d / ARTIFACTS_FILE, buffer.getvalue())
-    method_phases = {f"method/{k}": v for k, v in getattr(method, "phase_times", {}).items()}
-    method_info = getattr(method, "result_info", dict)()  # e.g. SRA's model errors and per-round coverage
+    method_phases = {f"method/{k}": v for k, v in method.timer.seconds.items()}
+    method_info = method.result_info()  # e.g. SRA's model errors and per-round coverage
     results = []
     for base, t, d in zip(bases, tasks, directories):
         curve = curves[t.name]
@@ -373,6 +379,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
                   "steps_per_s": num_steps / max(times["update"], 1e-9), "finished_at": _now()}
         if method_info:
             result["method_info"] = method_info
+        if pretrain_metrics:
+            result["pretrain_metrics"] = pretrain_metrics
         atomic_write_json(d / RESULT_FILE, result)
         results.append(result)
     checkpoint_path.unlink(missing_ok=True)

@@ -2,7 +2,9 @@
 a method owns learning."""
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -10,13 +12,16 @@ import torch
 from core.errors import BenchError
 from core.tasks import TaskInfo
 from methods.data import ImitationData
+from methods.state import load_part, part_state, restored_value, saved_value
 
 Progress = Callable[..., Any]  # tqdm-like: progress(iterable, desc=..., total=...) -> iterable
 
 
 class Method:
-    """Subclass, set ``name``, ``description`` and ``Config`` (a dataclass, every field defaulted),
-    implement ``update`` / ``act`` / ``state_dict`` / ``load_state_dict``; ``pretrain`` is optional.
+    """Subclass, set ``name``, ``description`` and ``Config`` (a dataclass, every field defaulted), implement
+    ``update`` / ``act`` and list what a checkpoint must hold once: ``parts()`` (networks, optimizers, learners,
+    samplers, generators) and ``state_values`` (plain attributes); ``state_dict`` / ``load_state_dict`` follow
+    from them. ``pretrain`` is optional; time phases with ``self.timer``.
 
     The method's file declares everything about it: ``budgets`` and ``run_steps`` (what each profile gives it),
     ``task_defaults`` (hyper-parameters that depend on the task). A run's config is, later winning: the Config
@@ -34,6 +39,11 @@ class Method:
     # Learner updates per run where the method has its own, profile name -> task family -> updates (SRA's
     # 200k / 500k at paper); elsewhere the profile's ``num_steps``. The runner owns the number (``num_steps``).
     run_steps: ClassVar[dict[str, dict[str, int]]] = {}
+    # Plain attributes the state dict saves by value under their own names (counters, tensors, numpy arrays,
+    # dicts, lists): copied on save, restored before the parts load (a subclass may rebuild from them).
+    state_values: ClassVar[tuple[str, ...]] = ()
+    # The phases ``self.timer`` reports from the start (0 s until timed), so every run lists the same ones.
+    phases: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, task: TaskInfo, data: ImitationData, config: Any, seed: int, device: torch.device,
                  num_steps: int):
@@ -41,6 +51,7 @@ class Method:
         run (SRA's rounds and lr drop, OTIL's cosine) read it."""
         self.task, self.data, self.config, self.seed, self.device = task, data, config, seed, torch.device(device)
         self.num_steps = num_steps
+        self.timer = PhaseTimer(self.device, self.phases)
 
     @classmethod
     def task_defaults(cls, task: TaskInfo) -> dict[str, Any]:
@@ -48,8 +59,11 @@ class Method:
         groups as dicts); resolved before the run, so the stored config holds them. Default: none."""
         return {}
 
-    def pretrain(self, progress: Progress) -> None:
-        """Optional phases before the learner loop (dynamics models, CVAE, discriminators)."""
+    def pretrain(self, progress: Progress) -> dict[str, float] | None:
+        """Optional phases before the learner loop (dynamics models, CVAE, discriminators). Returns scalars
+        about them (e.g. a model's fit) or None; the runner logs them as ``pretrain/<name>`` at step 0 and
+        stores them in result.json as ``pretrain_metrics``."""
+        return None
 
     def update(self, step: int) -> dict[str, float]:
         """One learner step; returns scalars to log (tensors are fine: the runner syncs them rarely)."""
@@ -59,12 +73,64 @@ class Method:
         """Deterministic actions for a batch of raw (unnormalized) observations, shape (B, act_dim)."""
         raise NotImplementedError
 
+    def parts(self) -> dict[str, Any]:
+        """name -> stateful object: anything with ``state_dict`` / ``load_state_dict``, a ``torch.Generator``, a
+        dict of such objects, or None for an optional part this configuration lacks (``methods.state``)."""
+        return {}
+
+    def artifacts(self) -> dict[str, np.ndarray]:
+        """Arrays the runner saves beside the result as artifacts.npz when the run is done (e.g. SRA's augmented
+        states for ``bench plot``); {} writes no file."""
+        return {}
+
+    def result_info(self) -> dict[str, Any]:
+        """JSON-ready facts about the finished run that the runner stores in result.json as ``method_info``
+        (e.g. a model's fit, SRA's rounds); {} stores nothing."""
+        return {}
+
     def state_dict(self) -> dict:
-        """Everything needed to resume exactly: networks, optimizers, sampler RNGs, counters."""
-        raise NotImplementedError
+        """Everything needed to resume exactly: each part's state, each of ``state_values``, the phase times."""
+        state = {name: part_state(part) for name, part in self.parts().items()}
+        if clash := set(state) & {*self.state_values, PHASE_TIMES}:
+            raise ValueError(f"{self.name}: {sorted(clash)} named twice in parts() / state_values / the timer")
+        state.update({name: saved_value(getattr(self, name)) for name in self.state_values})
+        state[PHASE_TIMES] = self.timer.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        raise NotImplementedError
+        for name in self.state_values:
+            setattr(self, name, restored_value(state[name], self.device))
+        # a checkpoint from before the timer was part of every method's state holds no phase times
+        self.timer.load_state_dict(state.get(PHASE_TIMES, {}))
+        for name, part in self.parts().items():
+            load_part(part, state[name], name)
+
+
+PHASE_TIMES = "phase_times"  # the timer's key in a method's state dict
+
+
+class PhaseTimer:
+    """Seconds per named phase of a method (``with self.timer("model"): ...``), summed over its uses; the
+    runner reports them as ``method/<phase>`` in result.json. Queued GPU work is waited for at both ends, so a
+    phase is charged with its own device time. Part of the method's state: a resumed run keeps the totals."""
+
+    def __init__(self, device: torch.device | str, phases: tuple[str, ...] = ()):
+        self.device = torch.device(device)
+        self.seconds: dict[str, float] = {phase: 0.0 for phase in phases}
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        synchronize(self.device)
+        start = time.perf_counter()
+        yield
+        synchronize(self.device)
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+    def state_dict(self) -> dict[str, float]:
+        return dict(self.seconds)
+
+    def load_state_dict(self, state: dict[str, float]) -> None:
+        self.seconds = {**self.seconds, **state}
 
 
 FAMILIES = ("maze2d", "locomotion")  # the task families methods keep per-task defaults for

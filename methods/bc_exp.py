@@ -59,11 +59,5 @@ class BCExp(Method):
     def act(self, obs):
         return act_numpy(self.actor, self.data.normalizer, obs, self.device)
 
-    def state_dict(self) -> dict:
-        return {"actor": self.actor.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "sampler": self.sampler.state_dict()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
+    def parts(self) -> dict:
+        return {"actor": self.actor, "optimizer": self.optimizer, "sampler": self.sampler}

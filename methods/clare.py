@@ -25,7 +25,6 @@ runs on for the profile's learner steps instead of stopping after 10 iterations.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,7 +32,7 @@ import torch
 from torch import nn
 
 from core.seeding import stream_seed
-from methods.base import Method, act_numpy, synchronize
+from methods.base import Method, act_numpy
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
                               ReportsModelFit, rollout)
 from methods.learners import SACNConfig, build_learner
@@ -96,6 +95,8 @@ class CLARE(ReportsModelFit, Method):
                          "rollout_batch": 200, "rollout_every": 20, "first_reward_update": 20, "reward_every": 100,
                          "reward_batch_size": 256, "replay_samples": 1_000, "replay_size": 20_000},
                "quick": {"model": GAUSSIAN_QUICK, "rollout_batch": 2_000, "rollout_every": 50, "reward_every": 2_000}}
+    state_values = ("data_weight", "z", "model_info")
+    phases = ("model", "rollouts", "reward")
 
     def __init__(self, task, data, config: Config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
@@ -117,19 +118,23 @@ class CLARE(ReportsModelFit, Method):
                                                          "done": 0, "reward": 0}, norm, self.device)
         self.replay = RolloutBuffer(config.replay_size, {"sa": obs_dim + act_dim}, norm, self.device)
         self.model_info: dict[str, float] = {}
-        self.phase_times = {"model": 0.0, "rollouts": 0.0, "reward": 0.0}
 
-    def pretrain(self, progress) -> None:
-        start = time.perf_counter()
-        union = self.data.union()
-        self.model_info = self.model.fit_cached(union, self.seed, progress)
-        u = self.model.uncertainty(union.observations, union.actions, self.config.uncertainty)
-        expert = torch.arange(len(union), device=self.device) < len(self.data.expert)
-        u = u / u.max().clamp(min=1e-8)
-        self.data_weight, self.z = data_weights(u, expert, self.config.threshold)
-        known = float((u < self.config.threshold).float().mean())
-        self.model_info.update({"clare/z": float(self.z), "clare/known": known})
-        self.phase_times["model"] = time.perf_counter() - start
+    def parts(self) -> dict:
+        return {"learner": self.learner, "model": self.model, "reward": self.reward,
+                "reward_optimizer": self.reward_optimizer, "buffer": self.buffer, "replay": self.replay,
+                "generator": self.generator}
+
+    def pretrain(self, progress) -> dict[str, float]:
+        with self.timer("model"):
+            union = self.data.union()
+            self.model_info = self.model.fit_cached(union, self.seed, progress)
+            u = self.model.uncertainty(union.observations, union.actions, self.config.uncertainty)
+            expert = torch.arange(len(union), device=self.device) < len(self.data.expert)
+            u = u / u.max().clamp(min=1e-8)
+            self.data_weight, self.z = data_weights(u, expert, self.config.threshold)
+            known = float((u < self.config.threshold).float().mean())
+            self.model_info.update({"clare/z": float(self.z), "clare/known": known})
+        return dict(self.model_info)
 
     @torch.no_grad()
     def collect(self) -> None:
@@ -161,16 +166,12 @@ class CLARE(ReportsModelFit, Method):
 
     def update(self, step: int) -> dict[str, float]:
         c, metrics = self.config, {}
-        start = time.perf_counter()
         if step >= c.first_reward_update and (step - c.first_reward_update) % c.reward_every == 0:
-            metrics = self.reward_update()
-            synchronize(self.device)
-            self.phase_times["reward"] += time.perf_counter() - start
-            start = time.perf_counter()
+            with self.timer("reward"):
+                metrics = self.reward_update()
         if step % c.rollout_every == 0:
-            self.collect()
-            synchronize(self.device)
-            self.phase_times["rollouts"] += time.perf_counter() - start
+            with self.timer("rollouts"):
+                self.collect()
         batch = self.buffer.sample(c.batch_size, self.generator)
         expert = random_rows(self.expert_sa, c.bc_batch_size, self.generator)
         batch["bc_obs"], batch["bc_act"] = expert.split([self.task.obs_dim, self.task.act_dim], -1)
@@ -183,22 +184,3 @@ class CLARE(ReportsModelFit, Method):
 
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
-
-    def state_dict(self) -> dict:
-        return {"learner": self.learner.state_dict(), "model": self.model.state_dict(),
-                "reward": self.reward.state_dict(), "reward_optimizer": self.reward_optimizer.state_dict(),
-                "buffer": self.buffer.state_dict(), "replay": self.replay.state_dict(),
-                "generator": self.generator.get_state(),
-                "data_weight": self.data_weight.cpu(), "z": self.z.cpu(), "model_info": dict(self.model_info),
-                "phase_times": dict(self.phase_times)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.learner.load_state_dict(state["learner"])
-        self.model.load_state_dict(state["model"])
-        self.reward.load_state_dict(state["reward"])
-        self.reward_optimizer.load_state_dict(state["reward_optimizer"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.replay.load_state_dict(state["replay"])
-        self.generator.set_state(state["generator"])
-        self.data_weight, self.z = state["data_weight"].to(self.device), state["z"].to(self.device)
-        self.model_info, self.phase_times = dict(state["model_info"]), dict(state["phase_times"])

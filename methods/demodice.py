@@ -123,7 +123,7 @@ class DemoDICE(Method):
     def parts(self) -> dict:
         return {"discriminator": self.discriminator, "value": self.value, "actor": self.actor,
                 "discriminator_optimizer": self.discriminator_optimizer, "value_optimizer": self.value_optimizer,
-                "actor_optimizer": self.actor_optimizer, "sampler": self.sampler}
+                "actor_optimizer": self.actor_optimizer, "sampler": self.sampler, "noise": self.noise}
 
     def update(self, step: int) -> dict[str, torch.Tensor]:
         c, n = self.config, self.config.batch_size
@@ -159,13 +159,3 @@ class DemoDICE(Method):
 
     def act(self, obs):
         return act_numpy(self.actor, self.data.normalizer, obs, self.device)
-
-    def state_dict(self) -> dict:
-        state = {name: part.state_dict() for name, part in self.parts().items()}
-        state["noise"] = self.noise.get_state()
-        return state
-
-    def load_state_dict(self, state: dict) -> None:
-        for name, part in self.parts().items():
-            part.load_state_dict(state[name])
-        self.noise.set_state(state["noise"])

@@ -130,10 +130,3 @@ class DWBC(Method):
     def parts(self) -> dict:
         return {"actor": self.actor, "discriminator": self.discriminator, "actor_optimizer": self.actor_optimizer,
                 "discriminator_optimizer": self.discriminator_optimizer, "sampler": self.sampler}
-
-    def state_dict(self) -> dict:
-        return {name: part.state_dict() for name, part in self.parts().items()}
-
-    def load_state_dict(self, state: dict) -> None:
-        for name, part in self.parts().items():
-            part.load_state_dict(state[name])

@@ -36,7 +36,6 @@ profile, seed 0, union warm start: medium-sparse 98.2, umaze-sparse 84.6 (bc_wei
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -131,6 +130,8 @@ class MILO(ReportsModelFit, Method):
     budgets = {"smoke": {"model": GAUSSIAN_SMOKE, "learner": {"hidden_dims": [64, 64]}, "rollout_batch": 200,
                          "rollout_every": 50, "buffer_size": 5_000, "bc_steps": 300, "bandwidth_pairs": 10_000},
                "quick": {"model": GAUSSIAN_QUICK, "rollout_batch": 2_000, "bc_steps": 5_000}}
+    state_values = ("mmd", "max_disagreement", "model_info")
+    phases = ("model", "bc", "rollouts")
 
     def __init__(self, task, data, config: Config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
@@ -152,21 +153,24 @@ class MILO(ReportsModelFit, Method):
                                     data.normalizer, self.device)
         self.max_disagreement = torch.ones((), device=self.device)
         self.mmd, self.model_info = 0.0, {}
-        self.phase_times = {"model": 0.0, "bc": 0.0, "rollouts": 0.0}
 
-    def pretrain(self, progress) -> None:
-        start = time.perf_counter()
+    def parts(self) -> dict:
+        return {"learner": self.learner, "model": self.model, "cost": self.cost, "buffer": self.buffer,
+                "generator": self.generator}
+
+    def pretrain(self, progress) -> dict[str, float]:
         union = self.data.union()
-        self.model_info = self.model.fit_cached(union, self.seed, progress)
-        disagreement = self.model.uncertainty(union.observations, union.actions, "disagreement")
-        self.max_disagreement = disagreement.max().clamp(min=1e-8)
-        self.phase_times["model"] = time.perf_counter() - start
-        start = time.perf_counter()
-        warm = self.data.expert if self.config.bc_data == "expert" else union
-        sampler = UniformSampler(warm, self.data.normalizer, self.config.bc_batch_size, self.seed, self.device,
-                                 stream="warm-start batches")
-        self.model_info["bc/nll"] = bc_warm_start(self.learner.actor, sampler, self.config.bc_steps, self.config.bc_lr)
-        self.phase_times["bc"] = time.perf_counter() - start
+        with self.timer("model"):
+            self.model_info = self.model.fit_cached(union, self.seed, progress)
+            disagreement = self.model.uncertainty(union.observations, union.actions, "disagreement")
+            self.max_disagreement = disagreement.max().clamp(min=1e-8)
+        with self.timer("bc"):
+            warm = self.data.expert if self.config.bc_data == "expert" else union
+            sampler = UniformSampler(warm, self.data.normalizer, self.config.bc_batch_size, self.seed, self.device,
+                                     stream="warm-start batches")
+            self.model_info["bc/nll"] = bc_warm_start(self.learner.actor, sampler, self.config.bc_steps,
+                                                      self.config.bc_lr)
+        return dict(self.model_info)
 
     @torch.no_grad()
     def collect(self) -> dict[str, torch.Tensor]:
@@ -192,9 +196,8 @@ class MILO(ReportsModelFit, Method):
 
     def update(self, step: int) -> dict[str, float]:
         if step % self.config.rollout_every == 0:
-            start = time.perf_counter()
-            self.collect()
-            self.phase_times["rollouts"] += time.perf_counter() - start
+            with self.timer("rollouts"):
+                self.collect()
         batch = self.buffer.sample(self.config.batch_size, self.generator)
         batch["reward"] = self.rewards(batch["obs"], batch["act"], batch["reward"])
         if self.config.learner.bc_weight:
@@ -204,19 +207,3 @@ class MILO(ReportsModelFit, Method):
 
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
-
-    def state_dict(self) -> dict:
-        return {"learner": self.learner.state_dict(), "model": self.model.state_dict(), "cost": self.cost.state_dict(),
-                "buffer": self.buffer.state_dict(), "generator": self.generator.get_state(), "mmd": self.mmd,
-                "max_disagreement": self.max_disagreement.cpu(), "model_info": dict(self.model_info),
-                "phase_times": dict(self.phase_times)}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.learner.load_state_dict(state["learner"])
-        self.model.load_state_dict(state["model"])
-        self.cost.load_state_dict(state["cost"])
-        self.buffer.load_state_dict(state["buffer"])
-        self.generator.set_state(state["generator"])
-        self.max_disagreement = state["max_disagreement"].to(self.device)
-        self.mmd, self.model_info = state["mmd"], dict(state["model_info"])
-        self.phase_times = dict(state["phase_times"])

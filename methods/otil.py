@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,6 +119,8 @@ class OTIL(Method):
     Config = Config
 
     budgets = {"smoke": {}}  # the OT relabelling scales with the data, and smoke's data is small: nothing to shrink
+    state_values = ("rewards",)  # a resumed run never redoes the relabelling
+    phases = ("ot_rewards",)
 
     def __init__(self, task, data, config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
@@ -129,23 +130,24 @@ class OTIL(Method):
         self.learner = build_learner(learner, task, self.device)
         self.rewards: np.ndarray | None = None
         self.sampler: MixtureSampler | None = None
-        self.phase_times: dict[str, float] = {}
+
+    def parts(self) -> dict:
+        return {"learner": self.learner, "sampler": self.sampler}
 
     def training_data(self):
         return self.data.union() if self.config.include_expert else self.data.supplementary
 
     def pretrain(self, progress):
-        start = time.perf_counter()
-        data, prepare = self.training_data(), self.data.normalizer if self.config.normalize_obs else np.asarray
-        observations = prepare(data.observations)
-        demos = [prepare(self.data.expert.observations[s:e]) for s, e in self.data.expert.episode_bounds()]
-        key = cache_key(observations, data.episode_bounds(), demos, self.config)
-        if key not in _CACHE:
-            _CACHE[key] = ot_rewards(observations, data.episode_bounds(), demos, self.config, progress)
-            while len(_CACHE) > _CACHE_SIZE:
-                _CACHE.pop(next(iter(_CACHE)))
-        self.use_rewards(_CACHE[key].copy())
-        self.phase_times["ot_rewards"] = time.perf_counter() - start
+        with self.timer("ot_rewards"):
+            data, prepare = self.training_data(), self.data.normalizer if self.config.normalize_obs else np.asarray
+            observations = prepare(data.observations)
+            demos = [prepare(self.data.expert.observations[s:e]) for s, e in self.data.expert.episode_bounds()]
+            key = cache_key(observations, data.episode_bounds(), demos, self.config)
+            if key not in _CACHE:
+                _CACHE[key] = ot_rewards(observations, data.episode_bounds(), demos, self.config, progress)
+                while len(_CACHE) > _CACHE_SIZE:
+                    _CACHE.pop(next(iter(_CACHE)))
+            self.use_rewards(_CACHE[key].copy())
 
     def use_rewards(self, rewards: np.ndarray) -> None:
         """Train on the relabelled data from now on (a fresh sampler seeded by the run's seed)."""
@@ -161,12 +163,6 @@ class OTIL(Method):
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
 
-    def state_dict(self):
-        return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),
-                "rewards": torch.from_numpy(self.rewards), "phase_times": dict(self.phase_times)}
-
     def load_state_dict(self, state):
-        self.use_rewards(state["rewards"].numpy())
-        self.learner.load_state_dict(state["learner"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.phase_times = dict(state["phase_times"])  # a resumed run still reports method/ot_rewards
+        self.use_rewards(np.asarray(state["rewards"]))  # builds the sampler whose state is loaded next
+        super().load_state_dict(state)

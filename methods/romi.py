@@ -17,7 +17,6 @@ resume (it is a function of the model, the reverse policy and the seed).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -61,6 +60,9 @@ class ROMI(ReportsModelFit, Method):
     Config = Config
     budgets = {"smoke": {"rollout_budget": 2_000, "model": GAUSSIAN_SMOKE, "cvae": {"num_steps": 50}},
                "quick": {"rollout_budget": 300_000, "model": GAUSSIAN_QUICK, "cvae": {"num_steps": 5_000}}}
+    # the imagined buffer is not saved: load_state_dict regenerates it from the model, the policy and the seed
+    state_values = ("imagination_seed", "model_info")
+    phases = ("model", "reverse_policy", "imagination")
 
     @classmethod
     def task_defaults(cls, task) -> dict:
@@ -83,23 +85,23 @@ class ROMI(ReportsModelFit, Method):
                      if config.reverse_policy == "cvae" else None)
         self.imagination_seed = seed
         self.model_info: dict[str, float] = {}
-        self.phase_times = {"model": 0.0, "reverse_policy": 0.0, "imagination": 0.0}
+
+    def parts(self) -> dict:
+        return {"learner": self.learner, "sampler": self.sampler, "model": self.model, "cvae": self.cvae}
 
     # ------------------------------------------------------------------------------------ pretrain
-    def pretrain(self, progress) -> None:
-        start = time.perf_counter()
-        union = self.data.union()
-        self.model_info = self.model.fit_cached(union, self.seed, progress)
-        self.phase_times["model"] = time.perf_counter() - start
+    def pretrain(self, progress) -> dict[str, float]:
+        with self.timer("model"):
+            union = self.data.union()
+            self.model_info = self.model.fit_cached(union, self.seed, progress)
         if self.cvae is not None:
-            start = time.perf_counter()
-            generator = torch.Generator(device=self.device).manual_seed(stream_seed(self.seed, "reverse policy"))
-            cond = self.data.normalizer(torch.as_tensor(union.next_observations, device=self.device))
-            self.cvae.fit(cond, torch.as_tensor(union.actions, device=self.device), generator, progress)
-            self.phase_times["reverse_policy"] = time.perf_counter() - start
-        start = time.perf_counter()
-        self._imagine(self.imagination_seed)
-        self.phase_times["imagination"] = time.perf_counter() - start
+            with self.timer("reverse_policy"):
+                generator = torch.Generator(device=self.device).manual_seed(stream_seed(self.seed, "reverse policy"))
+                cond = self.data.normalizer(torch.as_tensor(union.next_observations, device=self.device))
+                self.cvae.fit(cond, torch.as_tensor(union.actions, device=self.device), generator, progress)
+        with self.timer("imagination"):
+            self._imagine(self.imagination_seed)
+        return dict(self.model_info)
 
     def imagine(self, seed: int) -> Transitions:
         """``rollout_budget`` reverse transitions: ``budget // h`` expert states (drawn with replacement) as the
@@ -128,18 +130,6 @@ class ROMI(ReportsModelFit, Method):
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
 
-    def state_dict(self) -> dict:
-        return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),
-                "model": self.model.state_dict(), "cvae": None if self.cvae is None else self.cvae.state_dict(),
-                "imagination_seed": self.imagination_seed, "model_info": dict(self.model_info),
-                "phase_times": dict(self.phase_times)}
-
     def load_state_dict(self, state: dict) -> None:
-        self.learner.load_state_dict(state["learner"])
-        self.model.load_state_dict(state["model"])
-        if self.cvae is not None:
-            self.cvae.load_state_dict(state["cvae"])
-        self.imagination_seed = state["imagination_seed"]
-        self.model_info, self.phase_times = dict(state["model_info"]), dict(state["phase_times"])
+        super().load_state_dict(state)
         self._imagine(self.imagination_seed)  # the same transitions as before: same model, policy and seed
-        self.sampler.load_state_dict(state["sampler"])

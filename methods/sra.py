@@ -24,7 +24,6 @@ like-for-like control (SRA's learner, batches and data handling, no augmentation
 from __future__ import annotations
 
 import dataclasses
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,6 +129,9 @@ class SRA(ReportsModelFit, Method):
                   "cvae": {"num_steps": 5_000}},
     }
     run_steps = {"paper": {"maze2d": 200_000, "locomotion": 500_000}}  # official locomotion; maze2d: Deviations
+    # the augmented pool is saved by state_dict below (with the newest round's size, to rebuild the mixture)
+    state_values = ("goal_indices", "history", "goal_history", "rounds_info", "model_info")
+    phases = ("model", "reverse_policy", "augmentation")
 
     @classmethod
     def task_defaults(cls, task) -> dict:
@@ -175,7 +177,12 @@ class SRA(ReportsModelFit, Method):
         self.rounds_info: list[dict[str, float]] = []          # per round: sizes and maze coverage
         self.model_info: dict[str, float] = {}
         self.maze = task.maze if config.augment else None
-        self.phase_times = {"model": 0.0, "reverse_policy": 0.0, "augmentation": 0.0}
+
+    def parts(self) -> dict:
+        confidence_policy = (None if self.confidence_optimizer is None else
+                             {"actor": self.confidence_actor, "optimizer": self.confidence_optimizer})
+        return {"learner": self.learner, "sampler": self.sampler, "model": self.model, "cvae": self.cvae,
+                "generator": self.generator, "confidence_policy": confidence_policy}
 
     def _learner_config(self):
         c = self.config
@@ -186,18 +193,17 @@ class SRA(ReportsModelFit, Method):
                                    lr_drop_at=self.num_steps // 2 if c.lr_drop else 0)
 
     # ------------------------------------------------------------------------------------ pretrain
-    def pretrain(self, progress) -> None:
+    def pretrain(self, progress) -> dict[str, float]:
         if not self.config.augment:
-            return
-        start = time.perf_counter()
-        both = Transitions.concat(self.expert, self.supplementary)
-        self.model_info = self.model.fit_cached(both, self.seed, progress)
-        self.phase_times["model"] = time.perf_counter() - start
+            return {}
+        with self.timer("model"):
+            both = Transitions.concat(self.expert, self.supplementary)
+            self.model_info = self.model.fit_cached(both, self.seed, progress)
         if self.cvae is not None:
-            start = time.perf_counter()
-            cond = self.data.normalizer(torch.as_tensor(both.next_observations, device=self.device))
-            self.cvae.fit(cond, torch.as_tensor(both.actions, device=self.device), self.generator, progress)
-            self.phase_times["reverse_policy"] = time.perf_counter() - start
+            with self.timer("reverse_policy"):
+                cond = self.data.normalizer(torch.as_tensor(both.next_observations, device=self.device))
+                self.cvae.fit(cond, torch.as_tensor(both.actions, device=self.device), self.generator, progress)
+        return dict(self.model_info)
 
     # -------------------------------------------------------------------------------- augmentation
     def _goal_sets(self, conf_expert: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,9 +274,8 @@ class SRA(ReportsModelFit, Method):
     def update(self, step: int) -> dict[str, float]:
         metrics = {}
         if step in self.round_steps:
-            start = time.perf_counter()
-            metrics = self.augmentation_round()
-            self.phase_times["augmentation"] += time.perf_counter() - start
+            with self.timer("augmentation"):
+                metrics = self.augmentation_round()
         batch = self.sampler.sample()
         metrics.update(self.learner.update(batch))
         if self.confidence_optimizer is not None:
@@ -293,34 +298,15 @@ class SRA(ReportsModelFit, Method):
         return {**super().result_info(), "rounds": [dict(r) for r in self.rounds_info]}
 
     def state_dict(self) -> dict:
-        aug = None if self.augmented is None else dataclasses.asdict(self.augmented)
         newest = self.sampler.tensors.get("newest")
-        return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict(),
-                "model": None if self.model is None else self.model.state_dict(), "cvae": None if self.cvae is None else self.cvae.state_dict(),
-                "generator": self.generator.get_state(), "goal_indices": self.goal_indices.cpu(),
-                "augmented": aug, "newest_size": 0 if newest is None else newest.size, "history": self.history,
-                "goal_history": self.goal_history, "rounds_info": list(self.rounds_info),
-                "model_info": dict(self.model_info), "phase_times": dict(self.phase_times),
-                "confidence_policy": None if self.confidence_optimizer is None else
-                {"actor": self.confidence_actor.state_dict(), "optimizer": self.confidence_optimizer.state_dict()}}
+        return {**super().state_dict(),
+                "augmented": None if self.augmented is None else dataclasses.asdict(self.augmented),
+                "newest_size": 0 if newest is None else newest.size}
 
     def load_state_dict(self, state: dict) -> None:
-        self.learner.load_state_dict(state["learner"])
-        if self.confidence_optimizer is not None:
-            self.confidence_actor.load_state_dict(state["confidence_policy"]["actor"])
-            self.confidence_optimizer.load_state_dict(state["confidence_policy"]["optimizer"])
-        if self.model is not None:
-            self.model.load_state_dict(state["model"])
-        if self.cvae is not None:
-            self.cvae.load_state_dict(state["cvae"])
-        self.generator.set_state(state["generator"])
-        self.goal_indices = state["goal_indices"]
-        self.history, self.phase_times = list(state["history"]), dict(state["phase_times"])
-        self.goal_history, self.rounds_info = list(state["goal_history"]), list(state["rounds_info"])
-        self.model_info = dict(state["model_info"])
-        if state["augmented"] is not None:
+        super().load_state_dict(state)
+        if state["augmented"] is not None:  # rebuild the mixture: the pool, and its newest round as the last rows
             self.augmented = Transitions(**state["augmented"])
             size = state["newest_size"]
             self._mix(self.augmented.select(np.arange(len(self.augmented) - size, len(self.augmented)),
                                             np.zeros(0, np.int64)))
-        self.sampler.load_state_dict(state["sampler"])

@@ -49,12 +49,8 @@ class UDS(Method):
     def act(self, obs):
         return act_numpy(self.learner, self.data.normalizer, obs, self.device)
 
-    def state_dict(self):
-        return {"learner": self.learner.state_dict(), "sampler": self.sampler.state_dict()}
-
-    def load_state_dict(self, state):
-        self.learner.load_state_dict(state["learner"])
-        self.sampler.load_state_dict(state["sampler"])
+    def parts(self):
+        return {"learner": self.learner, "sampler": self.sampler}
 
 
 @dataclass(frozen=True)

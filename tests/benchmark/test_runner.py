@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -276,3 +277,29 @@ def test_both_twins_get_the_training_log(umaze_smoke, tmp_path):
     logs = [(run_dir(tmp_path, r["run_key"]) / "log.csv") for r in summary.done]
     assert len(logs) == 2 and all(p.exists() for p in logs)
     assert logs[0].read_text() == logs[1].read_text() and "eval/score/maze2d-umaze-dense" in logs[0].read_text()
+
+
+class TimedPretrain(BCExp):
+    """BC-exp with a timed pretraining phase that reports a metric."""
+    name = "timed-pretrain-test"
+    phases = ("warm", "never")
+
+    def pretrain(self, progress):
+        with self.timer("warm"):
+            time.sleep(0.01)
+        return {"fit": torch.tensor(0.25)}
+
+
+def test_pretrain_metrics_and_method_phases_reach_the_result_also_after_a_resume(umaze_smoke, tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setitem(registry._REGISTRY, TimedPretrain.name, TimedPretrain)
+    straight = run_one(spec(TimedPretrain.name), options(tmp_path / "a"))
+    log = (run_dir(tmp_path / "a", straight["run_key"]) / "log.csv").read_text().splitlines()
+    assert log[1] == "0,pretrain/fit,0.25"  # logged at step 0, before the step-0 evaluation
+    with pytest.raises(SimulatedKill):
+        run_one(spec(TimedPretrain.name), options(tmp_path / "b", stop_after_step=250))
+    resumed = run_one(spec(TimedPretrain.name), options(tmp_path / "b"))  # never pretrains again
+    for result in (straight, resumed):
+        assert result["pretrain_metrics"] == {"fit": 0.25}
+        assert result["phase_times_s"]["method/warm"] >= 0.01 and result["phase_times_s"]["method/never"] == 0.0
+    assert "pretrain_metrics" not in run_one(spec(), options(tmp_path / "c"))  # bc-exp: no pretraining

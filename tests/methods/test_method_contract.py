@@ -13,7 +13,7 @@ from methods.base import Method
 from methods.data import synthetic_data
 from methods.registry import available
 
-from helpers import roundtrip, toy_task
+from helpers import assert_same_state, roundtrip, toy_task
 
 # A locomotion task of an unknown robot: every method has per-task defaults for it (the "other robot" ones).
 TASK = toy_task(name="synthetic", family="locomotion")
@@ -25,14 +25,21 @@ SMOKE = get_profile("smoke")
 SMOKE_PRETRAIN_ITERATIONS = 1_000
 
 
-def build(name: str, seed: int = 0, progress=None):
-    """The method as a smoke run builds it (the method's smoke budget, e.g. SRA's tiny dynamics model), pretrained."""
+def construct(name: str, seed: int = 0):
+    """The method as a smoke run builds it (the method's smoke budget, e.g. SRA's tiny dynamics model), before
+    pretraining: what the runner resumes from a checkpoint."""
     cls = available()[name]
     config = method_config(cls, TASK, "smoke")
     torch.manual_seed(seed)
-    method = cls(TASK, synthetic_data(), config, seed, torch.device("cpu"), SMOKE.num_steps)
-    method.pretrain(progress or (lambda iterable=None, **kw: iterable if iterable is not None else
-                                 range(kw.get("total", 0))))
+    return cls(TASK, synthetic_data(), config, seed, torch.device("cpu"), SMOKE.num_steps)
+
+
+def build(name: str, seed: int = 0, progress=None):
+    """``construct``, pretrained; what the pretraining returns must be scalars (the runner logs them) or None."""
+    method = construct(name, seed)
+    metrics = method.pretrain(progress or (lambda iterable=None, **kw: iterable if iterable is not None else
+                                           range(kw.get("total", 0))))
+    assert metrics is None or all(math.isfinite(float(v)) for v in metrics.values()), (name, metrics)
     return method
 
 
@@ -70,6 +77,17 @@ def test_state_dict_round_trip_gives_identical_actions(method_name):
     clone.load_state_dict(roundtrip(method.state_dict()))
     obs = synthetic_data().expert.observations[:16]
     np.testing.assert_array_equal(method.act(obs), clone.act(obs))
+
+
+def test_state_dict_forgets_nothing(method_name):
+    """What a fresh, never pretrained instance loads, it saves again unchanged: no part or value is saved but
+    not restored (or restored from elsewhere)."""
+    method = build(method_name)
+    run_updates(method, 0, STEPS)
+    state = roundtrip(method.state_dict())
+    fresh = construct(method_name, seed=1)
+    fresh.load_state_dict(state)
+    assert_same_state(roundtrip(fresh.state_dict()), state)
 
 
 def test_resume_equals_uninterrupted(method_name):

@@ -208,12 +208,17 @@ def test_clare_reward_ranks_expert_above_supplementary_on_a_toy_task():
     assert np.mean(expert_like_vs_uniform) > 0.65, expert_like_vs_uniform
 
 
-@pytest.mark.parametrize("name", ["romi", "milo", "clare"])
+@pytest.mark.parametrize("name", ["romi", "milo", "clare", "sra"])
 def test_the_model_fit_reaches_the_result(name):
-    """result_info (the runner's method_info in result.json) carries each model-based method's model fit."""
-    method = build(name)
+    """result_info (the runner's method_info in result.json) carries each model-based method's model fit, and
+    pretrain returns it (the runner's pretrain_metrics)."""
+    cls = get_method(name)
+    torch.manual_seed(0)
+    method = cls(TOY, synthetic_data(), method_config(cls, TOY, "smoke"), 0, torch.device("cpu"),
+                 profiles.get_profile("smoke").num_steps)
+    metrics = method.pretrain(NO_PROGRESS)
     info = method.result_info()["model"]
-    assert info == method.model_info and {"model/cache_hit"} <= set(info)
+    assert info == method.model_info == metrics and {"model/cache_hit"} <= set(info)
 
 
 # ------------------------------------------------------------------------------------------------ ROMI
