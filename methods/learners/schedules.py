@@ -31,7 +31,8 @@ class CosineDecay(Schedule):
 
     torch's chainable CosineAnnealingLR: each step rescales the *current* lr, so after another schedule sets it
     (``LRDrop``) the decay goes on from there, as SRA's official code (it sets the lrs by hand and keeps stepping
-    its scheduler)."""
+    its scheduler). It counts learner updates, also where the optimizer skips some (TD3+BC's delayed actor: torch
+    then warns that the scheduler stepped first)."""
 
     def __init__(self, steps: int, optimizer: str = "actor_optimizer"):
         if steps < 1:
