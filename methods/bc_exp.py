@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 from methods.base import Method, act_numpy
-from methods.nets import DeterministicActor, TanhGaussianActor, adam
+from methods.nets import DeterministicActor, TanhGaussianActor, adam, gradient_step
 from methods.registry import register
 from methods.sampling import UniformSampler
 
@@ -51,9 +51,7 @@ class BCExp(Method):
     def update(self, step: int) -> dict[str, float]:
         batch = self.sampler.sample()
         loss = bc_loss(self.actor, batch["obs"], batch["act"])
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        gradient_step(self.optimizer, loss)
         return {"loss/actor": loss.detach()}
 
     def act(self, obs):

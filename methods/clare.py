@@ -36,8 +36,7 @@ from methods.base import Method, act_numpy
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
                               ReportsModelFit, rollout)
 from methods.learners import SACNConfig, build_learner
-from methods.learners.base import step as optimizer_step
-from methods.nets import adam, mlp
+from methods.nets import adam, gradient_step, mlp
 from methods.registry import register
 from methods.sampling import RolloutBuffer, random_rows
 
@@ -161,7 +160,7 @@ class CLARE(ReportsModelFit, Method):
             expert = random_rows(self.expert_sa, c.reward_batch_size, self.generator)
             loss = reward_loss(self.reward, policy_sa, self.data_sa[data_idx], self.data_weight[data_idx], expert,
                                self.z, c.regularizer_weight)
-            optimizer_step(self.reward_optimizer, loss)
+            gradient_step(self.reward_optimizer, loss)
         return {"loss/reward": loss.detach()}
 
     def update(self, step: int) -> dict[str, float]:

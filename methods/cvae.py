@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from methods.nets import adam, mlp
+from methods.nets import adam, gradient_step, mlp
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,7 @@ class CVAE(nn.Module):
         for _ in progress(range(self.config.num_steps), desc="reverse policy (CVAE)", total=self.config.num_steps):
             idx = torch.randint(len(act), (self.config.batch_size,), generator=generator, device=act.device)
             loss = self.loss(cond[idx], act[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            gradient_step(optimizer, loss)
         return float(loss.detach())
 
     @torch.no_grad()

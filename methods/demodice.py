@@ -30,8 +30,7 @@ from torch.nn import functional as F
 from core.seeding import stream_seed
 from methods.base import Method, act_numpy
 from methods.data import Transitions
-from methods.learners.base import step as optimize
-from methods.nets import TanhGaussianActor, ValueFunction, adam, mlp
+from methods.nets import TanhGaussianActor, ValueFunction, adam, gradient_step, mlp
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source
 
@@ -141,9 +140,9 @@ class DemoDICE(Method):
                                        mix_s, c.value_penalty)
         weights = bc_weights(advantage, c.alpha)
         loss_pi = actor_loss(self.actor, union["obs"], union["act"], weights)
-        optimize(self.discriminator_optimizer, loss_d)  # the three graphs share no parameters:
-        optimize(self.value_optimizer, loss_v)          # stepping in turn = the official simultaneous step
-        optimize(self.actor_optimizer, loss_pi)
+        gradient_step(self.discriminator_optimizer, loss_d)  # the three graphs share no parameters:
+        gradient_step(self.value_optimizer, loss_v)          # stepping in turn = the official simultaneous step
+        gradient_step(self.actor_optimizer, loss_pi)
         return {"loss/discriminator": loss_d.detach(), "loss/value": loss_v.detach(), "loss/actor": loss_pi.detach(),
                 "reward": reward.mean(), "advantage": advantage.mean(), "weight_max": weights.max()}
 

@@ -28,8 +28,7 @@ from typing import Literal
 import torch
 
 from methods.base import Method, act_numpy
-from methods.learners.base import step as optimizer_step
-from methods.nets import TanhGaussianActor, adam, mlp, tanh_gaussian_log_prob
+from methods.nets import TanhGaussianActor, adam, gradient_step, mlp, tanh_gaussian_log_prob
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source
 
@@ -109,10 +108,10 @@ class DWBC(Method):
         n = c.expert_batch_size
         loss_d = discriminator_loss(d[:n], d[n:], c.eta)
         if (step + 1) % c.discriminator_every == 0:
-            optimizer_step(self.discriminator_optimizer, loss_d)
+            gradient_step(self.discriminator_optimizer, loss_d)
         log_pi = log_pi.sum(-1)
         loss_pi = policy_loss(log_pi[:n], log_pi[n:], d[:n], d[n:], c.alpha, c.eta, c.unlabeled_threshold)
-        optimizer_step(self.actor_optimizer, loss_pi)
+        gradient_step(self.actor_optimizer, loss_pi)
         return {"loss/discriminator": loss_d.detach(), "loss/actor": loss_pi.detach(),
                 "d/expert": d[:n].detach().mean(), "d/unlabeled": d[n:].detach().mean()}
 

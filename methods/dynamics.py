@@ -26,7 +26,7 @@ from core.seeding import stream_seed
 from methods import model_cache
 from methods.base import task_kind
 from methods.data import Normalizer, Transitions
-from methods.nets import EnsembleLinear, ensemble_mlp
+from methods.nets import EnsembleLinear, ensemble_mlp, gradient_step
 
 ACTIVATIONS = {"relu": nn.ReLU, "swish": nn.SiLU}
 INDEX_BLOCK = 500        # fit's minibatch indices are drawn this many steps at a time
@@ -189,6 +189,7 @@ class DynamicsEnsemble(nn.Module):
         params = [p for p in self.parameters() if p.requires_grad]
         members = [p for p in params if p.dim() >= 2 and p.shape[0] == c.num_members]
         optimizer = self._optimizer()
+        clip = (lambda: clip_grad_norm_per_member(params, c.num_members, c.grad_clip)) if c.grad_clip else None
         steps_per_epoch, total = self.planned_steps(len(act))
         best, stale, loss, step = np.full(c.num_members, np.inf), 0, torch.zeros(c.num_members), -1
         errors, errors_step = None, None
@@ -216,11 +217,7 @@ class DynamicsEnsemble(nn.Module):
             total_loss = loss.sum()
             if c.gaussian:  # keep the learned log-variance bounds tight (PETS/MOPO)
                 total_loss = total_loss + 0.01 * (self.max_log_var.sum() - self.min_log_var.sum())
-            optimizer.zero_grad(set_to_none=True)
-            total_loss.backward()
-            if c.grad_clip:
-                clip_grad_norm_per_member(params, c.num_members, c.grad_clip)
-            optimizer.step()
+            gradient_step(optimizer, total_loss, clip)
             if keep_best:
                 epoch_loss += loss.detach()
                 if i + 1 == steps_per_epoch or step + 1 == total:

@@ -46,7 +46,7 @@ from methods.base import Method, act_numpy
 from methods.dynamics import (GAUSSIAN, GAUSSIAN_QUICK, GAUSSIAN_SMOKE, DynamicsConfig, DynamicsEnsemble,
                               ReportsModelFit, rollout)
 from methods.learners import SACNConfig, build_learner
-from methods.nets import adam
+from methods.nets import adam, gradient_step
 from methods.registry import register
 from methods.sampling import RolloutBuffer, UniformSampler, random_rows
 
@@ -116,9 +116,7 @@ def bc_warm_start(actor, sampler: UniformSampler, steps: int, lr: float) -> floa
     for _ in range(steps):
         batch = sampler.sample()
         loss = -actor.log_prob(batch["obs"], batch["act"]).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        gradient_step(optimizer, loss)
     return float(loss.detach())
 
 

@@ -22,7 +22,6 @@ the data and the OT settings, so the seeds of one task run in one process share 
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ import torch
 
 from methods.base import Method, act_numpy
 from methods.learners import IQLConfig, build_learner
+from methods.learners.schedules import CosineDecay
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source
 
@@ -124,10 +124,8 @@ class OTIL(Method):
 
     def __init__(self, task, data, config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
-        learner = config.learner
-        if config.lr_schedule and isinstance(learner, IQLConfig):
-            learner = dataclasses.replace(learner, lr_schedule_steps=num_steps)
-        self.learner = build_learner(learner, task, self.device)
+        self.learner = build_learner(config.learner, task, self.device,
+                                     [CosineDecay(num_steps)] if config.lr_schedule else [])
         self.rewards: np.ndarray | None = None
         self.sampler: MixtureSampler | None = None
 

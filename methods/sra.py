@@ -6,7 +6,8 @@ states (expert states, plus supplementary states the current policy is already c
 learner sees how to get back to the expert's states from states the data never visited. Rounds of
 augmentation start after a warm-up; each keeps the least-confident generated states (self-paced
 resampling, p ∝ 1 / (exp(Conf) + 1e-5)). Rewards: expert 1, supplementary 0, augmented 0; the learner
-is IQL + BC on the expert half (or TD3+BC / AWAC / SAC-N for Table 4).
+is IQL + BC on the expert half (or TD3+BC / AWAC / SAC-N for Table 4), with the official IQL's lr schedules passed
+in (the actor's cosine over 500k updates; on maze2d every lr drops to the actor's / 10 at half the run).
 
 As the official code: the reverse model predicts the *normalized* change norm(s) - norm(s') and
 ``step`` scales it back; goals come in chunks of ``goal_chunk`` (2000), each drawn afresh from the 90/7/3 mixture
@@ -35,8 +36,8 @@ from methods.cvae import CVAE, CVAEConfig, uniform_actions
 from methods.data import Transitions
 from methods.dynamics import DynamicsConfig, DynamicsEnsemble, ReportsModelFit, reverse_rollout_defaults
 from methods.learners import IQLConfig, build_learner, learner_task_defaults
-from methods.learners.base import step as optimize
-from methods.nets import TanhGaussianActor, adam
+from methods.learners.schedules import CosineDecay, LRDrop, Schedule
+from methods.nets import TanhGaussianActor, adam, gradient_step
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source, random_rows
 
@@ -64,11 +65,13 @@ class Config:
     expert_batch_size: int = 256
     mixture_batch_size: int = 256
     learner_lr: float | None = None      # IQL only: all lrs; None: maze2d 1e-3, locomotion 1e-4
-    lr_drop: bool | None = None          # IQL only: at half the run all lrs -> actor lr / 10; None: maze2d
+    lr_schedule_steps: int = 500_000     # IQL only: the actor lr decays by a cosine over this many updates (0: off)
+    lr_drop: bool | None = None          # IQL only: at half the run all lrs -> actor lr / 10 (the cosine goes on
+                                         # from there); None: maze2d
     model: DynamicsConfig = field(default_factory=DynamicsConfig)
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
-    learner: IQLConfig = field(default_factory=lambda: IQLConfig(weight_decay=5e-3, expert_bc_weight=1.0,
-                                                                 lr_schedule_steps=500_000))
+    # IQL + BC: the BC term on the expert half of each batch (its rows are flagged expert)
+    learner: IQLConfig = field(default_factory=lambda: IQLConfig(weight_decay=5e-3, bc_weight=1.0))
 
 
 # The model ratio r per maze size or robot (the SRA paper). The large maze's 0.5 differs from ROMI's 0.3 on purpose:
@@ -152,7 +155,7 @@ class SRA(ReportsModelFit, Method):
         super().__init__(task, data, config, seed, device, num_steps)
         self.expert = data.expert.without_last() if config.drop_last else data.expert
         self.supplementary = data.supplementary.without_last() if config.drop_last else data.supplementary
-        self.learner = build_learner(self._learner_config(), task, self.device)
+        self.learner = build_learner(self._learner_config(), task, self.device, self._schedules())
         # Conf_pi needs a likelihood. TD3+BC's deterministic actor has none, so its states are scored by a
         # tanh-Gaussian BC policy fitted on the expert half of every batch (our reading: the paper is silent).
         self.confidence_actor, self.confidence_optimizer = self.learner.actor, None
@@ -189,8 +192,18 @@ class SRA(ReportsModelFit, Method):
         if not isinstance(c.learner, IQLConfig):
             return c.learner
         lr = c.learner_lr
-        return dataclasses.replace(c.learner, actor_lr=lr, critic_lr=lr, value_lr=lr,
-                                   lr_drop_at=self.num_steps // 2 if c.lr_drop else 0)
+        return dataclasses.replace(c.learner, actor_lr=lr, critic_lr=lr, value_lr=lr)
+
+    def _schedules(self) -> list[Schedule]:
+        """The official IQL's lr schedules (the Table 4 learners keep constant lrs): the actor's cosine, then
+        (``lr_drop``) every lr -> the actor's / 10 at half the run."""
+        c = self.config
+        if not isinstance(c.learner, IQLConfig):
+            return []
+        schedules: list[Schedule] = [CosineDecay(c.lr_schedule_steps)] if c.lr_schedule_steps else []
+        if c.lr_drop:
+            schedules.append(LRDrop(self.num_steps // 2))
+        return schedules
 
     # ------------------------------------------------------------------------------------ pretrain
     def pretrain(self, progress) -> dict[str, float]:
@@ -281,7 +294,7 @@ class SRA(ReportsModelFit, Method):
         if self.confidence_optimizer is not None:
             n = self.config.expert_batch_size  # the expert source comes first in every batch (no mask: no sync)
             loss = -self.confidence_actor.log_prob(batch["obs"][:n], batch["act"][:n]).mean()
-            optimize(self.confidence_optimizer, loss)
+            gradient_step(self.confidence_optimizer, loss)
             metrics["loss/confidence_policy"] = loss.detach()
         return metrics
 

@@ -1,7 +1,9 @@
 """SRA's registered variants: ``sra-noaug``, the like-for-like control (SRA's learner, batches, schedules and data
 handling, no reverse model and no augmentation rounds: SRA minus it measures augmentation alone), and the Table 4
 learners fed by the same augmentation (``sra-iql`` = ``sra``, ``sra-awac``, ``sra-td3bc``, ``sra-sacn``). Each
-inherits SRA's budgets, run length and task defaults (``sra-sacn`` adds SAC-N's smoke budget)."""
+inherits SRA's budgets, run length and task defaults (``sra-sacn`` adds SAC-N's smoke budget). The Table 4 learners
+run with their own defaults: no BC term (``learner.bc_weight`` adds SRA's, on the expert half, to any of them) and
+constant lrs (SRA's ``learner_lr`` and schedules are the official IQL's)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

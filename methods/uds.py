@@ -38,8 +38,9 @@ class UDS(Method):
     def __init__(self, task, data, config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
         self.learner = build_learner(config.learner, task, self.device)
+        # expert rows are flagged: they are the BC rows if ``learner.bc_weight`` adds a BC term (0 by default)
         self.sampler = MixtureSampler(
-            {"expert": Source(data.expert, config.expert_batch_size, config.expert_reward),
+            {"expert": Source(data.expert, config.expert_batch_size, config.expert_reward, expert=True),
              "supplementary": Source(data.supplementary, config.supplementary_batch_size, config.supplementary_reward)},
             data.normalizer, seed, self.device)
 

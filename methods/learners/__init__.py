@@ -1,8 +1,10 @@
 """Offline RL learners (IQL, TD3+BC, AWAC, SAC-N): each takes batches (obs, act, reward, next_obs, done),
-returns scalars from ``update`` and acts deterministically. Methods (UDS, SRA, OTIL, ...) wrap them."""
+returns scalars from ``update`` and acts deterministically. Methods (UDS, SRA, OTIL, ...) wrap them; what a method
+adds goes through two shared hooks: a behaviour-cloning term on rows it puts in the batch (every config's
+``bc_weight``: ``base.bc_log_likelihood``) and lr schedules it passes in (``schedules``)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -11,6 +13,7 @@ from methods.base import task_kind
 from methods.learners.awac import AWAC, AWACConfig
 from methods.learners.iql import IQL, IQLConfig
 from methods.learners.sacn import SACN, SACNConfig
+from methods.learners.schedules import Schedule
 from methods.learners.td3bc import TD3BC, TD3BCConfig
 
 LEARNERS: dict[str, tuple[type, type]] = {
@@ -35,11 +38,14 @@ def learner_task_defaults(config: Any, task: TaskInfo, method: str) -> dict[str,
     return {}
 
 
-def build_learner(config: Any, task: TaskInfo, device: torch.device | str):
-    """The learner a config describes (its class picks the algorithm); per-task values must be resolved
+def build_learner(config: Any, task: TaskInfo, device: torch.device | str, schedules: Sequence[Schedule] = ()):
+    """The learner a config describes (its class picks the algorithm), running the method's lr ``schedules``
+    (``methods.learners.schedules``) after each update; per-task values must be resolved
     (``learner_task_defaults``, through the method's ``task_defaults``)."""
     for cls, config_cls in LEARNERS.values():
         if isinstance(config, config_cls):
-            return cls(task.obs_dim, task.act_dim, config, torch.device(device))
+            learner = cls(task.obs_dim, task.act_dim, config, torch.device(device))
+            learner.use_schedules(schedules)
+            return learner
     raise TypeError(f"not a learner config: {type(config).__name__}; valid: "
                     f"{', '.join(c.__name__ for _, c in LEARNERS.values())}")

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.learners.base import LearnerBase, ensemble_td_loss, step
-from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, soft_update
+from methods.learners.base import LearnerBase, bc_log_likelihood, ensemble_td_loss
+from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, gradient_step, soft_update
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,7 @@ class AWACConfig:
     tau: float = 0.005
     awac_lambda: float | None = None  # temperature; None: per family (maze2d 0.1, locomotion 0.333)
     max_weight: float = 100.0
+    bc_weight: float = 0.0            # + this x NLL of the BC rows (learners.base.bc_log_likelihood)
 
 
 def critic_loss(critic, critic_target, actor, batch, gamma) -> torch.Tensor:
@@ -29,12 +30,18 @@ def critic_loss(critic, critic_target, actor, batch, gamma) -> torch.Tensor:
     return ensemble_td_loss(critic(batch["obs"], batch["act"]), target)
 
 
-def actor_loss(actor, critic, obs, act, awac_lambda, max_weight) -> tuple[torch.Tensor, torch.Tensor]:
+def actor_loss(actor, critic, batch, awac_lambda, max_weight, bc_weight: float = 0.0):
+    """Advantage-weighted NLL (and the mean advantage); with ``bc_weight``, plus that times the NLL of the BC rows."""
+    obs, act = batch["obs"], batch["act"]
     with torch.no_grad():
         pi, _ = actor.sample(obs)
         advantage = critic(obs, act).min(0).values - critic(obs, pi).min(0).values
         weights = torch.exp(advantage / awac_lambda).clamp(max=max_weight)
-    return -(weights * actor.log_prob(obs, act)).mean(), advantage.mean()
+    log_prob = actor.log_prob(obs, act)
+    loss = -(weights * log_prob).mean()
+    if bc_weight:
+        loss = loss - bc_weight * bc_log_likelihood(actor, batch, log_prob)
+    return loss, advantage.mean()
 
 
 class AWAC(LearnerBase):
@@ -56,9 +63,10 @@ class AWAC(LearnerBase):
     def update(self, batch) -> dict[str, torch.Tensor]:
         c = self.config
         loss_q = critic_loss(self.critic, self.critic_target, self.actor, batch, c.gamma)
-        step(self.critic_optimizer, loss_q)
-        loss_pi, advantage = actor_loss(self.actor, self.critic, batch["obs"], batch["act"], c.awac_lambda, c.max_weight)
-        step(self.actor_optimizer, loss_pi)
+        gradient_step(self.critic_optimizer, loss_q)
+        loss_pi, advantage = actor_loss(self.actor, self.critic, batch, c.awac_lambda, c.max_weight, c.bc_weight)
+        gradient_step(self.actor_optimizer, loss_pi)
         soft_update(self.critic_target, self.critic, c.tau)
         self.num_updates += 1
+        self.after_update()
         return {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(), "advantage": advantage}

@@ -1,26 +1,53 @@
-"""What every learner shares: the state-dict plumbing over one list of parts, and acting."""
+"""What every learner shares: the state-dict plumbing over one list of parts, the schedules a method passes in,
+the behaviour-cloning regularizer, and acting."""
 from __future__ import annotations
+
+from typing import Sequence
 
 import torch
 from torch import nn
 
+from methods.learners.schedules import Schedule
+
 
 class LearnerBase:
-    """Subclasses list every network and optimizer once in ``parts()``; checkpoints cannot miss one."""
+    """Subclasses list every network and optimizer once in ``parts()``; checkpoints cannot miss one. Each
+    ``update`` ends with ``after_update()``, which runs the schedules."""
 
     actor: nn.Module
+    num_updates: int
+    schedules: tuple[Schedule, ...] = ()
 
     def parts(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
         raise NotImplementedError
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {name: part for name, part in self.parts().items() if isinstance(part, torch.optim.Optimizer)}
+
+    def use_schedules(self, schedules: Sequence[Schedule]) -> None:
+        """Bind the method's schedules to this learner's optimizers (before the first update)."""
+        for schedule in schedules:
+            schedule.bind(self.optimizers())
+        self.schedules = tuple(schedules)
+
+    def after_update(self) -> None:
+        for schedule in self.schedules:
+            schedule.after_update(self.num_updates)
+
     def state_dict(self) -> dict:
         state = {name: part.state_dict() for name, part in self.parts().items()}
+        state["schedules"] = [schedule.state_dict() for schedule in self.schedules]
         state["num_updates"] = self.num_updates
         return state
 
     def load_state_dict(self, state: dict) -> None:
         for name, part in self.parts().items():
             part.load_state_dict(state[name])
+        if len(state["schedules"]) != len(self.schedules):
+            raise ValueError(f"the state holds {len(state['schedules'])} schedules, this learner has "
+                             f"{len(self.schedules)}")
+        for schedule, schedule_state in zip(self.schedules, state["schedules"]):
+            schedule.load_state_dict(schedule_state)
         self.num_updates = state["num_updates"]
 
     @torch.no_grad()
@@ -29,10 +56,39 @@ class LearnerBase:
         return self.actor.act(obs)
 
 
-def step(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+def row_log_likelihood(actor: nn.Module, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """Per row, the actor's log-likelihood of ``act`` (a deterministic actor: ``squared_error_log_likelihood``)."""
+    if hasattr(actor, "log_prob"):
+        return actor.log_prob(obs, act)
+    return squared_error_log_likelihood(actor(obs), act)
+
+
+def squared_error_log_likelihood(pred: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """A deterministic actor's per-row stand-in for a log-likelihood: minus the mean squared error over action
+    dimensions (a fixed-variance Gaussian's, up to scale and a constant)."""
+    return -(pred - act).pow(2).mean(-1)
+
+
+def bc_log_likelihood(actor: nn.Module, batch: dict[str, torch.Tensor],
+                      batch_log_likelihood: torch.Tensor | None = None) -> torch.Tensor:
+    """The behaviour-cloning regularizer, one concept for every learner: each actor loss subtracts its config's
+    ``bc_weight`` times this mean log-likelihood of the BC rows. The method says where those rows are by what it
+    puts in the batch:
+
+    - separate rows ``batch["bc_obs"]``, ``batch["bc_act"]`` when present (CLARE, MILO: their batches are model
+      rollouts);
+    - else the batch's own rows flagged in ``batch["expert"]`` (SRA: the expert half), averaged over the flagged
+      rows; ``batch_log_likelihood``, the actor's ``row_log_likelihood`` of the batch's (obs, act) when the actor
+      loss has it already, is reused (one forward pass, one graph).
+    """
+    if "bc_obs" in batch:
+        return row_log_likelihood(actor, batch["bc_obs"], batch["bc_act"]).mean()
+    if "expert" not in batch:
+        raise KeyError("bc_weight > 0 needs BC rows in the batch: bc_obs/bc_act, or a mask batch['expert']")
+    expert = batch["expert"]
+    if batch_log_likelihood is None:
+        batch_log_likelihood = row_log_likelihood(actor, batch["obs"], batch["act"])
+    return (expert * batch_log_likelihood).sum() / expert.sum().clamp(min=1.0)
 
 
 def ensemble_td_loss(q: torch.Tensor, target: torch.Tensor, reduction: str = "sum") -> torch.Tensor:

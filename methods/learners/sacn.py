@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.learners.base import LearnerBase, ensemble_td_loss, step
-from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, no_param_grad, soft_update
+from methods.learners.base import LearnerBase, bc_log_likelihood, ensemble_td_loss
+from methods.nets import (EnsembleCritic, TanhGaussianActor, adam, frozen_copy, gradient_step, no_param_grad,
+                         soft_update)
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class SACNConfig:
     alpha_lr: float = 3e-4
     gamma: float = 0.99
     tau: float = 0.005
-    bc_weight: float = 0.0          # + this x NLL of batch["bc_obs"] -> batch["bc_act"] in the actor loss (CLARE: 0.25)
+    bc_weight: float = 0.0          # + this x NLL of the BC rows (learners.base.bc_log_likelihood; CLARE 0.25, MILO 5)
     init_alpha: float = 1.0         # entropy temperature at the start (CORL: 1); alpha_lr = 0 keeps it there
 
 
@@ -37,13 +38,16 @@ def critic_loss(critic, critic_target, actor, log_alpha, batch, gamma) -> torch.
     return ensemble_td_loss(critic(batch["obs"], batch["act"]), target)
 
 
-def actor_and_alpha_loss(actor, critic, log_alpha, obs, target_entropy, bc_weight: float = 0.0, bc_batch=None):
+def actor_and_alpha_loss(actor, critic, log_alpha, batch, target_entropy, bc_weight: float = 0.0):
+    """SAC's actor loss (with ``bc_weight``, plus that times the NLL of the BC rows), the temperature's loss, and the
+    policy's entropy estimate."""
+    obs = batch["obs"]
     action, log_prob = actor.sample(obs)
     with no_param_grad(critic):  # the gradient goes through Q to the action, not into Q's weights
         q = critic(obs, action).min(0).values
     actor_loss = (log_alpha.exp().detach() * log_prob - q).mean()
-    if bc_weight:  # a BC regularizer on separate (expert) rows: CLARE's
-        actor_loss = actor_loss - bc_weight * actor.log_prob(bc_batch["bc_obs"], bc_batch["bc_act"]).mean()
+    if bc_weight:
+        actor_loss = actor_loss - bc_weight * bc_log_likelihood(actor, batch)
     alpha_loss = -(log_alpha * (log_prob.detach() + target_entropy)).mean()
     return actor_loss, alpha_loss, -log_prob.detach().mean()
 
@@ -78,13 +82,14 @@ class SACN(LearnerBase):
 
     def update(self, batch) -> dict[str, torch.Tensor]:
         c = self.config
-        loss_pi, loss_alpha, entropy = actor_and_alpha_loss(self.actor, self.critic, self.log_alpha, batch["obs"],
-                                                            self.target_entropy, c.bc_weight, batch)
-        step(self.actor_optimizer, loss_pi)
-        step(self.alpha_optimizer, loss_alpha)
+        loss_pi, loss_alpha, entropy = actor_and_alpha_loss(self.actor, self.critic, self.log_alpha, batch,
+                                                            self.target_entropy, c.bc_weight)
+        gradient_step(self.actor_optimizer, loss_pi)
+        gradient_step(self.alpha_optimizer, loss_alpha)
         loss_q = critic_loss(self.critic, self.critic_target, self.actor, self.log_alpha, batch, c.gamma)
-        step(self.critic_optimizer, loss_q)
+        gradient_step(self.critic_optimizer, loss_q)
         soft_update(self.critic_target, self.critic, c.tau)
         self.num_updates += 1
+        self.after_update()
         return {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(), "loss/alpha": loss_alpha.detach(),
                 "alpha": self.log_alpha.detach().exp(), "entropy": entropy}

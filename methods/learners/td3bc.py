@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 import torch
 
-from methods.learners.base import LearnerBase, ensemble_td_loss, step
-from methods.nets import DeterministicActor, EnsembleCritic, adam, frozen_copy, no_param_grad, soft_update
+from methods.learners.base import (LearnerBase, bc_log_likelihood, ensemble_td_loss,
+                                   squared_error_log_likelihood)
+from methods.nets import (DeterministicActor, EnsembleCritic, adam, frozen_copy, gradient_step, no_param_grad,
+                         soft_update)
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,8 @@ class TD3BCConfig:
     policy_noise: float = 0.2   # target policy smoothing noise ...
     noise_clip: float = 0.5     # ... clipped here
     policy_delay: int = 2       # actor and targets update every this many critic updates
+    bc_weight: float = 0.0      # + this x squared error on the BC rows (learners.base.bc_log_likelihood), besides
+                                # TD3+BC's own term on every row
 
 
 def critic_loss(critic, critic_target, actor_target, batch, gamma, policy_noise, noise_clip) -> torch.Tensor:
@@ -33,13 +37,19 @@ def critic_loss(critic, critic_target, actor_target, batch, gamma, policy_noise,
     return ensemble_td_loss(critic(batch["obs"], batch["act"]), target)
 
 
-def actor_loss(actor, critic, obs, act, alpha) -> tuple[torch.Tensor, torch.Tensor]:
+def actor_loss(actor, critic, batch, alpha, bc_weight: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """-lambda Q(s, pi(s)) + (pi(s) - a)^2 (and that squared error); with ``bc_weight``, plus that times the
+    squared error on the BC rows."""
+    obs, act = batch["obs"], batch["act"]
     pi = actor(obs)
     with no_param_grad(critic):  # the gradient goes through Q to the action, not into Q's weights
         q = critic(obs, pi)[0]
     lam = alpha / q.abs().mean().detach()
     bc = (pi - act).pow(2).mean()
-    return -lam * q.mean() + bc, bc.detach()
+    loss = -lam * q.mean() + bc
+    if bc_weight:
+        loss = loss - bc_weight * bc_log_likelihood(actor, batch, squared_error_log_likelihood(pi, act))
+    return loss, bc.detach()
 
 
 class TD3BC(LearnerBase):
@@ -70,12 +80,13 @@ class TD3BC(LearnerBase):
         c = self.config
         loss_q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, c.gamma, c.policy_noise,
                              c.noise_clip)
-        step(self.critic_optimizer, loss_q)
+        gradient_step(self.critic_optimizer, loss_q)
         self.num_updates += 1
         if self.num_updates % c.policy_delay == 0:
-            loss_pi, bc = actor_loss(self.actor, self.critic, batch["obs"], batch["act"], c.alpha)
-            step(self.actor_optimizer, loss_pi)
+            loss_pi, bc = actor_loss(self.actor, self.critic, batch, c.alpha, c.bc_weight)
+            gradient_step(self.actor_optimizer, loss_pi)
             soft_update(self.critic_target, self.critic, c.tau)
             soft_update(self.actor_target, self.actor, c.tau)
             self._last_actor = {"loss/actor": loss_pi.detach(), "bc": bc}
+        self.after_update()
         return {"loss/critic": loss_q.detach(), **self._last_actor}

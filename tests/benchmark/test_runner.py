@@ -113,16 +113,18 @@ def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path
 # keys (update its pin then, and say so in the commit). Moved on purpose: maze2d keys with data v1 (D4RL's data,
 # scale and evaluation), quick keys with 30 evaluation episodes, bc-exp's with its weight decay (issue 18), SRA's
 # (and romi, otil, uds-awac, uds-sacn, sra-*) when the stored config began to hold the task defaults resolved before
-# the run instead of None, and lost num_steps (the run length: a setting, already in the key as settings.num_steps).
+# the run instead of None, and lost num_steps (the run length: a setting, already in the key as settings.num_steps);
+# every method with an IQL learner (uds, sra*, romi, otil), uds-awac and uds-td3bc when the learner configs kept only
+# their algorithm's hyper-parameters (lr schedules to SRA's and OTIL's Config, one bc_weight in every learner).
 PINNED_RUN_KEYS = {
     ("bc-exp", "quick", "maze2d-umaze-sparse"): "bc-exp/maze2d-umaze-sparse/seed0-7b40dad7",
     ("bc-exp", "paper", "maze2d-umaze-sparse"): "bc-exp/maze2d-umaze-sparse/seed0-eb8c858b",
-    ("uds", "quick", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-0f3e3936",
-    ("uds", "paper", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-3a406c25",
-    ("sra", "quick", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-400c53c3",
-    ("sra", "paper", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-92d9a24b",
-    ("uds", "paper", "hopper-medium"): "uds/hopper-medium/seed0-77a1d0c8",
-    ("sra", "paper", "hopper-medium"): "sra/hopper-medium/seed0-75fa96c3",
+    ("uds", "quick", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-ebf723bf",
+    ("uds", "paper", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-0423b3bf",
+    ("sra", "quick", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-813ad894",
+    ("sra", "paper", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-845a4ce2",
+    ("uds", "paper", "hopper-medium"): "uds/hopper-medium/seed0-b5461329",
+    ("sra", "paper", "hopper-medium"): "sra/hopper-medium/seed0-9df0171e",
 }
 
 

@@ -18,6 +18,7 @@ from methods.data import Normalizer, Transitions
 from methods.learners import (LEARNERS, SACN_CRITICS, AWACConfig, IQLConfig, SACNConfig, TD3BCConfig,
                               build_learner, learner_task_defaults)
 from methods.learners.sacn import SACN
+from methods.learners.schedules import CosineDecay, LRDrop
 from methods.nets import DeterministicActor, adam
 from methods.sampling import MixtureSampler, Source
 
@@ -192,29 +193,38 @@ def all_parameters(learner) -> dict[str, torch.Tensor]:
     return out
 
 
-# Full default configs (SAC-N: 25 critics for maze2d), plus IQL as SRA runs it (cosine actor lr, weight decay,
-# BC on the expert rows, the lr drop). k = 4 (even): the first update after the load is one where TD3+BC does
-# not update its actor (policy delay 2), so what it reports then must come from the state dict too.
-ROUND_TRIP_CONFIGS = {name: dataclasses.replace(config, **learner_task_defaults(config, toy_task(3, family="maze2d"),
-                                                                               "test"))
+def sra_schedules():
+    """SRA's IQL schedules at test length: the actor's cosine, the drop inside the 3 compared updates."""
+    return [CosineDecay(10), LRDrop(6)]
+
+
+# Full default configs (SAC-N: 25 critics for maze2d), plus IQL as SRA runs it (weight decay, BC on the expert
+# rows, the cosine actor lr and the lr drop passed in as schedules), and each other learner with a BC weight and
+# the schedules too. k = 4 (even): the first update after the load is one where TD3+BC does not update its actor
+# (policy delay 2), so what it reports then must come from the state dict too.
+ROUND_TRIP_CONFIGS = {name: (dataclasses.replace(config, **learner_task_defaults(config, toy_task(3, family="maze2d"),
+                                                                                "test")), list)
                       for name, config in ((n, LEARNERS[n][1]()) for n in LEARNER_NAMES)}
-ROUND_TRIP_CONFIGS["iql-sra"] = IQLConfig(lr_schedule_steps=10, weight_decay=5e-3, expert_bc_weight=1.0,
-                                          lr_drop_at=6)  # the drop happens inside the 3 compared updates
+ROUND_TRIP_CONFIGS["iql-sra"] = IQLConfig(weight_decay=5e-3, bc_weight=1.0), sra_schedules
+for _name in ("td3bc", "awac", "sacn"):
+    ROUND_TRIP_CONFIGS[f"{_name}-bc-scheduled"] = (dataclasses.replace(ROUND_TRIP_CONFIGS[_name][0], bc_weight=1.0),
+                                                   sra_schedules)
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler")  # TD3+BC's skipped actor steps
 @pytest.mark.parametrize("name", sorted(ROUND_TRIP_CONFIGS))
 def test_state_dict_round_trip_gives_identical_next_updates(name):
-    task, k, config = toy_task(3, family="maze2d"), 4, ROUND_TRIP_CONFIGS[name]
+    task, k, (config, schedules) = toy_task(3, family="maze2d"), 4, ROUND_TRIP_CONFIGS[name]
     batches = list(minibatches(bandit_data(n=512), k + 3, batch_size=64))
 
     torch.manual_seed(0)
-    original = build_learner(config, task, "cpu")
+    original = build_learner(config, task, "cpu", schedules())
     for batch in batches[:k]:
         original.update(batch)
     state = roundtrip(original.state_dict())
 
     torch.manual_seed(1)
-    restored = build_learner(config, task, "cpu")
+    restored = build_learner(config, task, "cpu", schedules())
     first_weight = [next(learner.actor.parameters()) for learner in (original, restored)]
     assert not torch.equal(*first_weight), "the fresh learner must start elsewhere"
     restored.load_state_dict(state)
@@ -254,9 +264,8 @@ def test_iql_twin_q_loss_is_the_mean_of_the_two_critics():
 
 def test_iql_actor_cosine_schedule_keeps_decaying_after_the_lr_drop():
     """SRA on maze2d: at the drop every lr becomes actor lr / 10; the actor's cosine goes on from there."""
-    config = IQLConfig(hidden_dims=(8,), actor_lr=1e-3, critic_lr=1e-3, value_lr=1e-3, lr_schedule_steps=20,
-                       lr_drop_at=10)
-    learner = build_learner(config, toy_task(3, family="maze2d"), torch.device("cpu"))
+    config = IQLConfig(hidden_dims=(8,), actor_lr=1e-3, critic_lr=1e-3, value_lr=1e-3)
+    learner = build_learner(config, toy_task(3, family="maze2d"), torch.device("cpu"), [CosineDecay(20), LRDrop(10)])
     batch = {"obs": torch.randn(4, 3), "act": torch.rand(4, 2) * 2 - 1, "reward": torch.zeros(4),
              "next_obs": torch.randn(4, 3), "done": torch.zeros(4)}
     lrs = []

@@ -107,7 +107,7 @@ def test_nested_overrides_keep_the_methods_own_defaults():
     assert config.model.num_elites == 5 and config.model.gaussian and config.model.max_steps == 5
     assert config.learner.num_critics == 2 and config.learner.bc_weight == 0.3
     sra = resolve_config(get_method("sra"), {"learner": {"expectile": 0.8}})
-    assert sra.learner.weight_decay == 5e-3 and sra.learner.expert_bc_weight == 1.0
+    assert sra.learner.weight_decay == 5e-3 and sra.learner.bc_weight == 1.0
 
 
 def run_updates(method, count: int) -> list[dict[str, float]]:
