@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from methods.learners.schedules import Schedule
+from methods.state import load_part, part_state
 
 
 class LearnerBase:
@@ -35,14 +36,14 @@ class LearnerBase:
             schedule.after_update(self.num_updates)
 
     def state_dict(self) -> dict:
-        state = {name: part.state_dict() for name, part in self.parts().items()}
+        state = {name: part_state(part) for name, part in self.parts().items()}
         state["schedules"] = [schedule.state_dict() for schedule in self.schedules]
         state["num_updates"] = self.num_updates
         return state
 
     def load_state_dict(self, state: dict) -> None:
         for name, part in self.parts().items():
-            part.load_state_dict(state[name])
+            load_part(part, state[name], name)
         if len(state["schedules"]) != len(self.schedules):
             raise ValueError(f"the state holds {len(state['schedules'])} schedules, this learner has "
                              f"{len(self.schedules)}")

@@ -22,7 +22,7 @@ from methods.learners.schedules import CosineDecay, LRDrop
 from methods.nets import DeterministicActor, adam
 from methods.sampling import MixtureSampler, Source
 
-from helpers import roundtrip, toy_task
+from helpers import assert_same_state, roundtrip, toy_task
 
 LEARNER_NAMES = sorted(LEARNERS)
 
@@ -168,21 +168,6 @@ def test_iql_bootstraps_through_a_two_step_chain():
 # ---------------------------------------------------------------------------------------------------------
 # 2. state_dict round trip: a fresh learner (other init) loaded from the bytes continues bit for bit.
 # ---------------------------------------------------------------------------------------------------------
-def assert_same_state(a, b, where: str = "state") -> None:
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and a.keys() == b.keys(), where
-        for key in a:
-            assert_same_state(a[key], b[key], f"{where}.{key}")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same_state(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, where
-
-
 def all_parameters(learner) -> dict[str, torch.Tensor]:
     out = {}
     for part_name, part in learner.parts().items():
