@@ -78,29 +78,29 @@ def learning_rates(learner) -> list[float]:
     return [group["lr"] for optimizer in learner.optimizers().values() for group in optimizer.param_groups]
 
 
+def lr_sequence(learner, batch, updates: int) -> list[list[float]]:
+    """Every optimizer's lr after each of ``updates`` updates."""
+    out = []
+    for _ in range(updates):
+        learner.update(batch)
+        out.append(learning_rates(learner))
+    return out
+
+
 def test_schedules_resume_with_the_learner_to_the_same_lr_sequence():
     """Cosine actor lr and the drop (SRA's), checkpointed mid-run before the drop: resumed = uninterrupted."""
     batch, total, stop = bc_batch("mask"), 10, 3
     schedules = lambda: [CosineDecay(12), LRDrop(6)]  # noqa: E731
     iql = IQLConfig(hidden_dims=(16,))
     torch.manual_seed(0)
-    uninterrupted = build_learner(iql, TASK, "cpu", schedules())
-    expected = []
-    for _ in range(total):
-        uninterrupted.update(batch)
-        expected.append(learning_rates(uninterrupted))
+    expected = lr_sequence(build_learner(iql, TASK, "cpu", schedules()), batch, total)
 
     torch.manual_seed(0)
     first = build_learner(iql, TASK, "cpu", schedules())
-    got = []
-    for _ in range(stop):
-        first.update(batch)
-        got.append(learning_rates(first))
+    got = lr_sequence(first, batch, stop)
     resumed = build_learner(iql, TASK, "cpu", schedules())
     resumed.load_state_dict(roundtrip(first.state_dict()))
-    for _ in range(total - stop):
-        resumed.update(batch)
-        got.append(learning_rates(resumed))
+    got += lr_sequence(resumed, batch, total - stop)
     assert got == expected
     after_drop = expected[5]  # after update 6
     assert len(set(after_drop)) == 1 and after_drop[0] < expected[4][0] / 5  # the drop hit every optimizer
