@@ -49,7 +49,7 @@ class BenchGroup(click.Group):
         try:
             return super().invoke(ctx)
         except BenchError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"Error: {e}", err=True)  # the prefix of click's own usage errors
             sys.exit(EXIT_USAGE)
 
 

@@ -132,7 +132,7 @@ def test_nan_in_a_dataset_is_refused_in_one_line_naming_field_and_row(umaze_smok
     result = CliRunner().invoke(main, ["run", "--envs", "maze2d-umaze-sparse", "--seeds", "2", "--profile", "smoke",
                                        "--out", str(tmp_path / "res"), "--no-progress", "--workers", "2"])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-    assert [line for line in result.output.splitlines() if line.startswith("error:")] == [f"error: {error.value}"]
+    assert [line for line in result.output.splitlines() if line.startswith("Error:")] == [f"Error: {error.value}"]
     assert not (tmp_path / "res" / "runs").exists()  # refused before any run started (no worker trained meanwhile)
     listing = CliRunner().invoke(main, ["data", "list"]).output
     assert f"{ds_id:<46} damaged" in listing and "observations row" in listing, listing

@@ -76,7 +76,7 @@ def bench(*args: str):
 
 def one_line_error(code, output, *fragments):
     assert code == 2, output
-    lines = [line for line in output.splitlines() if line.startswith("error:")]
+    lines = [line for line in output.splitlines() if line.startswith("Error:")]
     assert len(lines) == 1 and "Traceback" not in output, output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
