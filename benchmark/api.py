@@ -396,7 +396,6 @@ def plot_augmentation(task: str, run: str | Path, out: str | Path | None = None)
 
     from benchmark.plots import augmentation_rounds, save
     from benchmark.store import ARTIFACTS_FILE, read_result
-    from envs.maze import MazeGrid, make_maze_env
     from envs.tasks import get_task
     spec = get_task(task)
     if spec.family != "maze2d":
@@ -414,7 +413,7 @@ def plot_augmentation(task: str, run: str | Path, out: str | Path | None = None)
     arrays = np.load(run_dir / ARTIFACTS_FILE)
     rounds = [arrays[f"round_{i}"] for i in range(sum(k.startswith("round_") for k in arrays.files))]
     goals = [arrays[f"goals_{i}"] for i in range(len(rounds)) if f"goals_{i}" in arrays.files]
-    walls = MazeGrid.from_env(make_maze_env(spec)).walls
+    walls = spec.maze.walls  # the layout every maze2d task carries; no env needed
     fig = augmentation_rounds(walls, rounds, title=f"{result['variant']} on {task}, seed {result['seed']}",
                               goals=goals or None, coverage=result.get("method_info", {}).get("rounds"))
     target = (Path(out) if out else run_dir / "augmentation.png").with_suffix("")
