@@ -380,12 +380,14 @@ def report_summary_lines(summary) -> list[str]:
                    "stock matmuls, and was slower than eager on the CPU measured).")
 @click.option("--threads", default=None,
               help="Torch thread counts to time, comma-separated. [default: 1 and torch's default]")
-@click.option("--onednn/--no-onednn", default=True, show_default=True,
-              help="Our nets' CPU matmuls through oneDNN (--no-onednn: stock PyTorch matmuls, to compare).")
+@click.option("--onednn/--no-onednn", default=None,
+              help="Our nets' CPU matmuls through oneDNN, or stock PyTorch matmuls, to compare. "
+                   "[default: this CPU's rule, methods/nets.py]")
 @click.pass_context
 def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_size, compile_, threads,
              onednn) -> None:
-    """Updates per second of each learner on one fixed synthetic batch, vs a CORL-style reference IQL.
+    """Training steps (sample a batch + one update) per second of each learner, vs CORL's IQL with its replay
+    buffer, and as a share of the limit this machine's matmul peak sets.
 
     `bench perf sra` instead times SRA's phases at a profile's budgets (see its --help)."""
     if ctx.invoked_subcommand is not None:
@@ -401,11 +403,12 @@ def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_si
                f"{report.logical_cpus} logical CPUs), compile {'on' if report.compiled else 'off'}, "
                f"oneDNN matmuls {'on' if report.onednn else 'off'}")
     click.echo(f"batch {batch_size}, obs {obs_dim}, act {act_dim}; about {seconds:g} s per timed run, "
-               f"best of {repeats}; {REFERENCE} = CORL-style reference IQL (benchmark/perf_reference.py)\n")
+               f"best of {repeats}; a step = sample a batch + update; {REFERENCE} = CORL's IQL and replay buffer "
+               "(benchmark/perf_reference.py)\n")
     peaks = ", ".join(f"{peak / 1e9:.0f} GFLOP/s at {t} thread{'s' if t > 1 else ''}"
                       for t, peak in report.peak_flops.items())
     click.echo(f"fp32 matmul peak at the nets' shape (256x256x256): {peaks}\n")
-    click.echo(f"{'learner':<10} {'threads':>7} {'updates/s':>10} {'GFLOP/upd':>9} {'limit/s':>8} {'of limit':>8}")
+    click.echo(f"{'learner':<10} {'threads':>7} {'steps/s':>10} {'GFLOP/upd':>9} {'limit/s':>8} {'of limit':>8}")
     for m in report.measurements:
         flops, peak = report.flops.get(m.learner), report.peak_flops.get(m.threads)
         limit = f"{peak / flops:8.0f}" if flops and peak else f"{'-':>8}"

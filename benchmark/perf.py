@@ -1,14 +1,15 @@
-"""``bench perf``: gradient updates per second of each learner on one fixed synthetic batch.
+"""``bench perf``: training steps (sample a batch, update on it) per second of each learner.
 
-Pure functions, no printing: ``measure`` builds each learner on a synthetic task, warms it up, times updates
-under one thread and under the default thread count, and times the CORL-style reference IQL
-(``benchmark/perf_reference.py``) the same way, so the ratios say how our hot loop compares to a plain one.
-Targets: our IQL at least 1.5x the reference, SAC-N (N=25, maze2d's count) at least 1/3 of our IQL.
+Pure functions, no printing: ``measure`` builds each learner on a synthetic task, warms it up, times steps
+under one thread and under the default thread count -- our samplers over a synthetic dataset -- and times the
+CORL-style reference IQL (``benchmark/perf_reference.py``, with CORL's replay buffer over the same arrays) the
+same way, so the ratios say how our hot loop compares to a plain one.
+Targets: our IQL at least 1.6x the reference, SAC-N (N=25, maze2d's count) at least 1/3 of our IQL.
 Against the machine: each update's FLOPs (torch's FLOP counter) and the fp32 matmul peak at the nets' main
 shape (256 x 256 x 256, the faster of oneDNN and the stock matmul, per thread count) give a limit in updates/s;
 the report gives each learner's share of it.
-On CPU our nets run their matmuls through oneDNN (``methods.nets.ONEDNN_LINEAR``); ``onednn=False`` times
-the stock PyTorch path instead, to see what that buys on a given machine.
+On CPU our nets run their matmuls through oneDNN where that wins (``methods.nets.ONEDNN_LINEAR``, a per-CPU
+rule); ``onednn=True/False`` times either path, to see what it buys on a given machine.
 """
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+import numpy as np
 import torch
 
 from core.errors import BenchError
 from methods.base import synchronize
 
 REFERENCE = "iql-corl"     # the row of the CORL-style reference IQL
-IQL_TARGET = 1.5           # ours / reference
+IQL_TARGET = 1.6           # ours / reference (sampling included on both sides)
 SACN_TARGET = 1 / 3        # SAC-N(25) / ours IQL
 SACN_DEFAULT_CRITICS = 25  # maze2d's N (CORL's per-dataset table)
 DEFAULT_LEARNERS = "iql,td3bc,awac,sacn"
@@ -132,17 +134,37 @@ def synthetic_task(obs_dim: int, act_dim: int):
                     max_episode_steps=1000, obs_dim=obs_dim, act_dim=act_dim)
 
 
-def synthetic_batch(obs_dim: int, act_dim: int, batch_size: int, device: torch.device, seed: int = 0) -> dict:
-    """One fixed batch, already on the device: normalized-looking observations, actions in (-1, 1)."""
-    g = torch.Generator().manual_seed(seed)
-    batch = {
-        "obs": torch.randn(batch_size, obs_dim, generator=g),
-        "act": torch.rand(batch_size, act_dim, generator=g) * 1.98 - 0.99,
-        "reward": torch.randn(batch_size, generator=g),
-        "next_obs": torch.randn(batch_size, obs_dim, generator=g),
-        "done": (torch.rand(batch_size, generator=g) < 0.01).float(),
-    }
-    return {k: v.to(device) for k, v in batch.items()}
+DATASET_ROWS = 100_000  # transitions the timed updates sample from (maze2d's D^S at quick)
+
+
+def synthetic_dataset(obs_dim: int, act_dim: int, rows: int = DATASET_ROWS, seed: int = 0) -> dict[str, np.ndarray]:
+    """D4RL-style arrays (observations, actions, rewards, next_observations, terminals) of ``rows`` transitions:
+    normal observations, actions in (-1, 1), 1% terminals."""
+    rng = np.random.default_rng(seed)
+    return {"observations": rng.standard_normal((rows, obs_dim), dtype=np.float32),
+            "actions": rng.uniform(-0.99, 0.99, (rows, act_dim)).astype(np.float32),
+            "rewards": rng.standard_normal(rows, dtype=np.float32),
+            "next_observations": rng.standard_normal((rows, obs_dim), dtype=np.float32),
+            "terminals": rng.random(rows) < 0.01}
+
+
+def our_sampler(data: dict[str, np.ndarray], batch_size: int, device: torch.device, seed: int = 0):
+    """The sampler our methods use (``methods.sampling.MixtureSampler``), one source with per-row rewards."""
+    from methods.data import Normalizer, Transitions
+    from methods.sampling import MixtureSampler, Source
+    rows = len(data["observations"])
+    transitions = Transitions(data["observations"], data["actions"], data["next_observations"], data["terminals"],
+                              np.zeros(rows, bool), np.zeros(1, np.int64))
+    identity = Normalizer(np.zeros(data["observations"].shape[1], np.float32),
+                          np.ones(data["observations"].shape[1], np.float32))
+    return MixtureSampler({"data": Source(transitions, batch_size, data["rewards"])}, identity, seed, device)
+
+
+def reference_buffer(data: dict[str, np.ndarray], device: torch.device):
+    """CORL's replay buffer over the same arrays."""
+    from benchmark.perf_reference import ReplayBuffer
+    return ReplayBuffer(data["observations"], data["actions"], data["rewards"], data["next_observations"],
+                        data["terminals"], device)
 
 
 # ------------------------------------------------------------------------------------------------ the limit
@@ -168,7 +190,7 @@ def matmul_peak(device: torch.device, seconds: float = 0.5, shape: tuple[int, in
     g = torch.Generator().manual_seed(0)
     a, b = torch.randn(m, k, generator=g).to(device), torch.randn(n, k, generator=g).to(device)
     products = [lambda: a @ b.t()]
-    if device.type == "cpu" and nets.ONEDNN_LINEAR:
+    if device.type == "cpu" and nets.onednn_available():
         products.append(lambda: nets._onednn(a, b))
     best = float("inf")
     for product in products:
@@ -223,14 +245,15 @@ def _reference(task, device: torch.device):
 def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, device: str = "auto",
             seconds: float = 2.0, obs_dim: int = 17, act_dim: int = 6, batch_size: int = 256,
             compile: bool = False, threads: list[int] | None = None, repeats: int = 2, warmup: int = 20,
-            seed: int = 0, onednn: bool = True) -> PerfReport:
+            seed: int = 0, onednn: bool | None = None) -> PerfReport:
     """Updates/s of each learner, and of the reference IQL when IQL is asked for, per thread count.
 
     ``threads`` defaults to [1, the default count]; the torch thread count is restored afterwards.
     ``compile`` wraps our learners' ``update`` in ``torch.compile`` (the reference stays eager); a learner
-    that fails to compile is timed eagerly and the report notes it. ``onednn=False`` switches our nets'
-    oneDNN matmuls off for the call (restored afterwards)."""
+    that fails to compile is timed eagerly and the report notes it. ``onednn`` switches our nets' oneDNN
+    matmuls on or off for the call (None: this CPU's default; restored afterwards)."""
     from methods import nets
+    onednn = nets.ONEDNN_LINEAR if onednn is None else onednn and nets.onednn_available()
     chosen = parse_learners(learners) if isinstance(learners, str) else list(learners)
     dev = resolve_device(device)
     default_threads = torch.get_num_threads()
@@ -238,17 +261,19 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
     report = PerfReport(device=str(dev), device_name=device_name(dev), torch_version=torch.__version__,
                         thread_counts=thread_counts, default_threads=default_threads,
                         logical_cpus=os.cpu_count(), compiled=compile,
-                        onednn=bool(onednn and nets.ONEDNN_LINEAR and dev.type == "cpu" and not compile))
+                        onednn=bool(onednn and dev.type == "cpu" and not compile))
     task = synthetic_task(obs_dim, act_dim)
-    batch = synthetic_batch(obs_dim, act_dim, batch_size, dev, seed)
-    # CORL's replay buffer hands out rewards and dones as (B, 1)
-    reference_batch = [batch["obs"], batch["act"], batch["reward"][:, None], batch["next_obs"], batch["done"][:, None]]
+    data = synthetic_dataset(obs_dim, act_dim, seed=seed)
+    sampler, buffer = our_sampler(data, batch_size, dev, seed), reference_buffer(data, dev)
+    np.random.seed(seed)  # CORL's sampling draws from numpy's global RNG
+    # each timed call is one step of a training loop: sample a batch, update on it
     rows: list[tuple[str, Callable[[bool], Callable[[], object]]]] = []
     for name, critics in chosen:
-        rows.append((label(name, critics), lambda c, n=name, k=critics: _bind(_ours(n, k, task, dev, c), batch)))
+        rows.append((label(name, critics),
+                     lambda c, n=name, k=critics: _with_sampling(_ours(n, k, task, dev, c), sampler.sample)))
         if name == "iql":
-            rows.append((REFERENCE, lambda c: _bind(_reference(task, dev), reference_batch)))
-    with nets.use_onednn(onednn and nets.ONEDNN_LINEAR):  # restored afterwards
+            rows.append((REFERENCE, lambda c: _with_sampling(_reference(task, dev), lambda: buffer.sample(batch_size))))
+    with nets.use_onednn(onednn):  # restored afterwards
         try:
             for row, make in rows:
                 torch.manual_seed(seed)
@@ -289,8 +314,8 @@ def _time_interleaved(rows, report: PerfReport, device: torch.device, seconds: f
     return [(row, (counts[row], best[row])) for row in updates]
 
 
-def _bind(update: Callable, batch) -> Callable[[], object]:
-    return lambda: update(batch)
+def _with_sampling(update: Callable, sample: Callable[[], object]) -> Callable[[], object]:
+    return lambda: update(sample())
 
 
 def device_name(device: torch.device) -> str:

@@ -11,6 +11,7 @@ beta 3, advantage weights clamped at 100, tau 0.005, batch 256 chosen by the cal
 * three ``torch.optim.Adam`` with default settings (no fused/foreach choice), cosine LR schedule on the actor.
 * every loss goes into a log dict through ``.item()`` each step, as CORL does for wandb.
 * soft update as a Python loop over parameters.
+* ``ReplayBuffer``: the dataset as tensors on the device, batches by ``np.random.randint`` and indexing.
 
 No artificial slowdowns: the work per update is what CORL's ``ImplicitQLearning.train`` does.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import copy
 from typing import Dict
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -37,6 +39,24 @@ def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 def asymmetric_l2_loss(u: torch.Tensor, tau: float) -> torch.Tensor:
     return torch.mean(torch.abs(tau - (u < 0).float()) * u ** 2)
+
+
+class ReplayBuffer:
+    """CORL's ``ReplayBuffer`` once loaded: five tensors on the device, rewards and dones as (N, 1)."""
+
+    def __init__(self, states: np.ndarray, actions: np.ndarray, rewards: np.ndarray, next_states: np.ndarray,
+                 dones: np.ndarray, device: torch.device | str = "cpu"):
+        def tensor(data: np.ndarray) -> torch.Tensor:
+            return torch.tensor(data, dtype=torch.float32, device=device)
+        self._states, self._actions = tensor(states), tensor(actions)
+        self._rewards, self._dones = tensor(rewards[..., None]), tensor(dones[..., None])
+        self._next_states = tensor(next_states)
+        self._size = self._pointer = len(states)
+
+    def sample(self, batch_size: int) -> list[torch.Tensor]:
+        indices = np.random.randint(0, min(self._size, self._pointer), size=batch_size)
+        return [self._states[indices], self._actions[indices], self._rewards[indices], self._next_states[indices],
+                self._dones[indices]]
 
 
 class Squeeze(nn.Module):

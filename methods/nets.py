@@ -1,18 +1,22 @@
 """Shared networks: MLP, deterministic and tanh-Gaussian actors, ensembles, and the optimizer factory.
 
-Hidden layers on CPU run their fp32 matmuls through oneDNN (``linear``, by PyTorch's private
+Hidden layers on CPU can run their fp32 matmuls through oneDNN (``linear``, by PyTorch's private
 ``torch.ops.mkldnn._linear_pointwise``): same math as ``nn.Linear`` (IEEE fp32, no reduced precision; only the
-summation order differs). On an AMD EPYC (Zen 5), where the MKL inside PyTorch runs its AVX2 code, a
-256x256x256 matmul takes ~150 us there vs ~315 us through MKL; on Intel CPUs expect about parity or a loss (an
-Intel Xeon with AMX measured IQL at 0.77x the stock-path reference there). ``bench perf --no-onednn`` measures
-the difference on a given machine.
+summation order differs). Whether that is faster depends on the CPU kind, so the default is a fixed rule per
+CPU (deterministic: the same machine always takes the same path), from measurements at 1 thread:
 
-Switching it off routes every layer through ``nn.functional.linear`` (and ensembles through their batched
-matmuls): ``BENCH_ONEDNN=0`` for a whole process, ``with use_onednn(False):`` inside one. The numbers then differ
-in the last bits (another summation order), so results made either way are not bit-comparable. The op is probed
-once at import (a small forward and backward against ``nn.functional.linear``); a torch that drops or breaks it
-falls back silently (a debug log only). The hand-written backward is checked against ``nn.Linear`` to first and
-second order, and the fallback with the op taken away, in ``tests/methods/test_fast_linear.py``.
+- AMD with AVX-512 (Zen 4/5): on, since the MKL inside PyTorch runs its AVX2 code there: a 256x256x256 matmul
+  took ~150 us through oneDNN vs ~315 us through MKL (AMD EPYC, Zen 5).
+- AMD without AVX-512 (Zen 3) and Intel: off. On an AMD EPYC (Zen 3, family 25 model 1) both take ~390-410 us
+  at 256^3, MKL is faster at the narrow shapes, and IQL updated 93 vs 75 times/s; an Intel Xeon with AMX
+  measured IQL at 0.77x the stock-path reference through oneDNN.
+
+``BENCH_ONEDNN=1`` / ``BENCH_ONEDNN=0`` force it on / off for a whole process, ``with use_onednn(...):`` inside
+one; ``bench perf --onednn/--no-onednn`` measures both on a given machine. Results made either way differ in the
+last bits (another summation order), so they are not bit-comparable; each result records the path it took. The
+op is probed once at import (a small forward and backward against ``nn.functional.linear``); a torch that drops
+or breaks it falls back silently (a debug log only). The hand-written backward is checked against ``nn.Linear``
+to first and second order, and the fallback with the op taken away, in ``tests/methods/test_fast_linear.py``.
 """
 from __future__ import annotations
 
@@ -93,8 +97,39 @@ def onednn_available() -> bool:
     return False
 
 
-# False: nn.functional.linear everywhere (to compare speed or results); off with BENCH_ONEDNN=0 or use_onednn(False).
-ONEDNN_LINEAR = os.environ.get("BENCH_ONEDNN", "1") != "0" and onednn_available()
+def _cpu_info() -> tuple[str, set[str]]:
+    """(vendor_id, flags) of the first CPU in /proc/cpuinfo; ("", set()) where there is none (not Linux)."""
+    vendor, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "vendor_id" and not vendor:
+                    vendor = value.strip()
+                elif key == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return vendor, flags
+
+
+def onednn_wins_here() -> bool:
+    """The per-CPU rule of the module docstring: oneDNN's matmuls by default only on AMD CPUs with AVX-512."""
+    vendor, flags = _cpu_info()
+    return vendor == "AuthenticAMD" and "avx512f" in flags
+
+
+def onednn_default() -> bool:
+    """BENCH_ONEDNN=1 / 0 forces the path; unset, the per-CPU rule. Either way only if the op works here."""
+    forced = os.environ.get("BENCH_ONEDNN", "").strip()
+    wanted = forced != "0" if forced else onednn_wins_here()
+    return wanted and onednn_available()
+
+
+# False: nn.functional.linear everywhere; see the module docstring for the default and how to switch it.
+ONEDNN_LINEAR = onednn_default()
 ONEDNN_MIN_FEATURES = 16  # narrower outputs (scalar heads) are faster through MKL's GEMV
 
 
@@ -229,15 +264,23 @@ def adam(params: Iterable[nn.Parameter], lr: float, weight_decay: float = 0.0) -
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
 
 
-def gradient_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor,
+def gradient_step(optimizers: torch.optim.Optimizer | Sequence[torch.optim.Optimizer], loss: torch.Tensor,
                   before_step: Callable[[], None] | None = None) -> None:
     """One optimizer update on ``loss``: the only zero_grad/backward/step sequence in methods/.
-    ``before_step`` edits the gradients in between (e.g. the dynamics ensemble's per-member clipping)."""
-    optimizer.zero_grad(set_to_none=True)
+    ``before_step`` edits the gradients in between (e.g. the dynamics ensemble's per-member clipping).
+
+    Several optimizers take one backward of a sum of losses, then step in turn: the same update as one
+    gradient step per loss when each loss reads only its own optimizer's parameters (or values computed
+    before any step) -- IQL's value, critic and actor losses, for one. One backward costs one pass of the
+    autograd engine instead of three."""
+    optimizers = (optimizers,) if isinstance(optimizers, torch.optim.Optimizer) else tuple(optimizers)
+    for optimizer in optimizers:
+        optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if before_step is not None:
         before_step()
-    optimizer.step()
+    for optimizer in optimizers:
+        optimizer.step()
 
 
 class EnsembleLinear(nn.Module):

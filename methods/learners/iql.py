@@ -82,11 +82,11 @@ class IQL(LearnerBase):
             target_q = self.critic_target(obs, act).min(0).values
             next_v = self.value(batch["next_obs"])
         loss_v, advantage = value_loss(self.value, target_q, obs, c.expectile)
-        gradient_step(self.value_optimizer, loss_v)
         loss_q = critic_loss(self.critic, obs, act, batch["reward"], batch["done"], next_v, c.gamma)
-        gradient_step(self.critic_optimizer, loss_q)
         loss_pi = actor_loss(self.actor, batch, advantage, c.temperature, c.max_weight, c.bc_weight)
-        gradient_step(self.actor_optimizer, loss_pi)
+        # Each loss reads only its own net's parameters (target Q, V(s') and the advantage come from before any
+        # step), so one backward of the sum and three steps = CORL's V step, then Q step, then actor step.
+        gradient_step((self.value_optimizer, self.critic_optimizer, self.actor_optimizer), loss_v + loss_q + loss_pi)
         soft_update(self.critic_target, self.critic, c.tau)
         self.num_updates += 1
         self.after_update()

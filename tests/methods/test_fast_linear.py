@@ -19,7 +19,16 @@ from torch import nn
 
 from methods import nets
 
-needs_onednn = pytest.mark.skipif(not nets.onednn_available(), reason="oneDNN's fused linear is not available here")
+@pytest.fixture
+def onednn_on():
+    """The oneDNN path switched on for the test (whatever this CPU's default), skipped where the op is missing."""
+    if not nets.onednn_available():
+        pytest.skip("oneDNN's fused linear is not available here")
+    with nets.use_onednn(True):
+        yield
+
+
+needs_onednn = pytest.mark.usefixtures("onednn_on")
 
 
 def _inputs(seed: int, rows: int = 32, inputs: int = 17, outputs: int = 64, dtype=torch.float32):
@@ -254,18 +263,31 @@ def _fresh_import(name: str = "fresh_nets"):
     return module
 
 
-@pytest.mark.parametrize("case", ["default", "switched_off", "missing", "raising"])
+@pytest.mark.parametrize("case", ["default", "switched_on", "switched_off", "missing", "raising"])
 def test_the_import_time_choice(monkeypatch, case):
-    """Default: oneDNN wherever it is available (the numbers the committed results were made with);
-    BENCH_ONEDNN=0 turns it off; a torch that lacks the op or raises at its first use imports and trains."""
+    """Default: the per-CPU rule (oneDNN only where it wins); BENCH_ONEDNN=1 / 0 force it on / off; a torch
+    that lacks the op or raises at its first use imports and trains on the stock path, even when forced on."""
     monkeypatch.delenv("BENCH_ONEDNN", raising=False)
-    if case == "switched_off":
-        monkeypatch.setenv("BENCH_ONEDNN", "0")
+    if case in ("switched_on", "switched_off"):
+        monkeypatch.setenv("BENCH_ONEDNN", "1" if case == "switched_on" else "0")
     elif case in _FAILURES:
+        monkeypatch.setenv("BENCH_ONEDNN", "1")
         monkeypatch.setattr(torch.ops, "mkldnn", _FAILURES[case](torch.ops.mkldnn))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fresh = _fresh_import()
         net = fresh.mlp(3, 2, (32, 32))
         net(torch.randn(4, 3)).sum().backward()
-    assert fresh.ONEDNN_LINEAR == (case == "default" and nets.onednn_available())
+    wanted = {"default": nets.onednn_wins_here(), "switched_on": True}.get(case, False)
+    assert fresh.ONEDNN_LINEAR == (wanted and nets.onednn_available())
+
+
+@pytest.mark.parametrize("vendor, flags, wins", [
+    ("AuthenticAMD", {"avx2", "avx512f"}, True),    # Zen 4/5: MKL runs its AVX2 code, oneDNN its AVX-512 code
+    ("AuthenticAMD", {"avx2", "fma"}, False),       # Zen 3: MKL is as fast, and faster at narrow shapes
+    ("GenuineIntel", {"avx512f", "amx_tile"}, False),
+    ("", set(), False),                             # no /proc/cpuinfo
+])
+def test_the_per_cpu_rule(monkeypatch, vendor, flags, wins):
+    monkeypatch.setattr(nets, "_cpu_info", lambda: (vendor, flags))
+    assert nets.onednn_wins_here() is wins
