@@ -466,6 +466,35 @@ def perf_profile_cmd(methods, task, profile_name, device, updates, threads) -> N
     click.echo(format_profiles(rows, str(dev), device_name(dev), updates))
 
 
+@perf_cmd.command("loop")
+@click.option("--methods", default="bc-exp,uds,sra", show_default=True, help="Methods, comma-separated.")
+@click.option("--task", default="maze2d-umaze-sparse", show_default=True)
+@click.option("--profile", default="quick", show_default=True, help="Budgets, data scale and evaluation protocol.")
+@click.option("--steps", default=None, type=click.IntRange(min=1),
+              help="Cut each run at this many steps and project to the profile's. [default: the profile's]")
+@click.option("--device", default="cpu", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Torch threads per run (bench run gives each worker cores / workers).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--generate-missing", is_flag=True, help="Generate the task's data first if it is missing.")
+def perf_loop_cmd(methods, task, profile, steps, device, threads, seed, generate_missing) -> None:
+    """A whole run's steps/s (sampling, updates, logging, evaluations and pretraining amortized), each method run
+    as `bench run` runs it in a scratch directory: the numbers a grid's wall time follows from."""
+    from benchmark import api
+    from benchmark.perf import device_name, resolve_device
+    from benchmark.perf_loop import format_loop, time_loop
+    grid = api.resolve_grid(methods=methods, envs=task, seeds=[seed], profile=profile)  # names checked here
+    tasks = grid.tasks
+    if len(tasks) != 1:
+        raise BenchError(f"--task names {len(tasks)} tasks ({', '.join(tasks)}); give one, e.g. maze2d-umaze-sparse")
+    api.ensure_datasets(tasks, grid.profile.data, generate_missing)
+    rows = []
+    for name in grid.methods:
+        click.echo(f"timing {name} on {tasks[0]} ...", err=True)
+        rows.append(time_loop(name, tasks[0], profile, steps, seed, device, threads, show_progress=True))
+    click.echo(format_loop(rows, profile, threads, device_name(resolve_device(device))))
+
+
 @perf_cmd.command("sra")
 @click.option("--method", default="sra", show_default=True, help="sra, sra-iql, sra-td3bc, sra-awac or sra-sacn.")
 @click.option("--task", default="maze2d-umaze-sparse", show_default=True)
