@@ -222,12 +222,15 @@ def data_list() -> None:
 @click.option("--generate-missing", is_flag=True, help="Build missing datasets instead of stopping.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+              help="bf16: learner updates under bf16 autocast, opt-in (fast only on bf16 hardware: AMX, "
+                   "AVX512-BF16, recent GPUs); its runs are separate runs.")
 @click.option("--no-shared-training", is_flag=True,
               help="Train maze2d sparse and dense runs separately (by default each pair trains once: same data, "
                    "same dynamics, only the evaluation reward differs).")
 def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, grid_name, out, dry_run, executor,
             workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force, retry_failed,
-            generate_missing, tensorboard, no_progress, no_shared_training) -> None:
+            generate_missing, tensorboard, no_progress, precision, no_shared_training) -> None:
     """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones.
 
     Exit status: 0 every run done; 2 a usage error (nothing run); 3 the grid finished but a run failed."""
@@ -235,7 +238,7 @@ def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, 
                 expert_draw=expert_draw, overrides=set_items, config=config_file, grid=grid_name, out=out,
                 executor=executor, workers=workers, address=address, cpus_per_run=cpus_per_run,
                 gpus_per_run=gpus_per_run, max_retries=max_retries, ray_results=ray_results, device=device,
-                force=force, retry_failed=retry_failed, shared_training=not no_shared_training)
+                force=force, retry_failed=retry_failed, shared_training=not no_shared_training, precision=precision)
     if dry_run:
         _print_plan(api.plan(**grid))
         return
@@ -383,9 +386,12 @@ def report_summary_lines(summary) -> list[str]:
 @click.option("--onednn/--no-onednn", default=None,
               help="Our nets' CPU matmuls through oneDNN, or stock PyTorch matmuls, to compare. "
                    "[default: this CPU's rule, methods/nets.py]")
+@click.option("--bf16", is_flag=True,
+              help="Our learners' updates under bf16 autocast (opt-in; fast only with AMX/AVX512-BF16 or a recent "
+                   "GPU). The reference and the matmul peak stay fp32.")
 @click.pass_context
 def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_size, compile_, threads,
-             onednn) -> None:
+             onednn, bf16) -> None:
     """Training steps (sample a batch + one update) per second of each learner, vs CORL's IQL with its replay
     buffer, and as a share of the limit this machine's matmul peak sets.
 
@@ -394,14 +400,17 @@ def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_si
         return
     from benchmark.perf import (IQL_TARGET, REFERENCE, SACN_DEFAULT_CRITICS, SACN_TARGET, measure, parse_learners,
                                 parse_threads)
+    from benchmark.precision import bf16_native
     chosen = parse_learners(learners)
     report = measure(chosen, device=device, seconds=seconds, obs_dim=obs_dim, act_dim=act_dim,
                      batch_size=batch_size, compile=compile_, threads=parse_threads(threads) if threads else None,
-                     repeats=repeats, onednn=onednn)
+                     repeats=repeats, onednn=onednn, bf16=bf16)
     click.echo(f"device: {report.device} ({report.device_name}), torch {report.torch_version}, "
                f"threads {' and '.join(map(str, report.thread_counts))} (default {report.default_threads}, "
                f"{report.logical_cpus} logical CPUs), compile {'on' if report.compiled else 'off'}, "
-               f"oneDNN matmuls {'on' if report.onednn else 'off'}")
+               f"oneDNN matmuls {'on' if report.onednn else 'off'}"
+               + (f", bf16 autocast on (bf16 hardware: {'yes' if bf16_native(report.device) else 'no, emulated'})"
+                  if report.bf16 else ""))
     click.echo(f"batch {batch_size}, obs {obs_dim}, act {act_dim}; about {seconds:g} s per timed run, "
                f"best of {repeats}; a step = sample a batch + update; {REFERENCE} = CORL's IQL and replay buffer "
                "(benchmark/perf_reference.py)\n")

@@ -7,6 +7,7 @@ from typing import Any
 from benchmark.config import Overrides, config_dict, method_config, stable_hash
 from benchmark.profiles import Profile
 from benchmark.validation import validate_config
+from benchmark.precision import DEFAULT_PRECISION, PRECISIONS
 from core.errors import BenchError
 from envs.tasks import get_task
 from methods.registry import get_method
@@ -64,12 +65,17 @@ def unique(values: list, what: str, note=None) -> list:
 
 
 def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile: Profile,
-                overrides: Overrides | None = None, note=None, expert_draw: str = DEFAULT_EXPERT_DRAW) -> list[RunSpec]:
+                overrides: Overrides | None = None, note=None, expert_draw: str = DEFAULT_EXPERT_DRAW,
+                precision: str = DEFAULT_PRECISION) -> list[RunSpec]:
     """Validate every name, override and Config value up front, then list the runs (method-major order);
-    repeated methods, tasks or seeds are dropped (``note`` hears about it). ``expert_draw``: see EXPERT_DRAWS."""
+    repeated methods, tasks or seeds are dropped (``note`` hears about it). ``expert_draw``: see EXPERT_DRAWS;
+    ``precision``: see benchmark/precision.py."""
     overrides = overrides or {}
-    # the default draw is left out of the settings, so the run keys of runs from before the setting stay the same
+    # defaults are left out of the settings, so the run keys of runs from before a setting stay the same
     draw = {} if check_expert_draw(expert_draw) == DEFAULT_EXPERT_DRAW else {"expert_draw": expert_draw}
+    if precision not in PRECISIONS:
+        raise BenchError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    draw.update({} if precision == DEFAULT_PRECISION else {"precision": precision})
     methods, tasks, seeds = unique(methods, "method", note), unique(tasks, "task", note), unique(seeds, "seed", note)
     for method in overrides:
         if method not in methods:

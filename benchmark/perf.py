@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from benchmark.precision import DEFAULT_PRECISION, update_precision
 from core.errors import BenchError
 from methods.base import synchronize
 
@@ -60,6 +61,7 @@ class PerfReport:
     notes: list[str] = field(default_factory=list)
     flops: dict[str, float] = field(default_factory=dict)        # per update, per learner row
     peak_flops: dict[int, float] = field(default_factory=dict)   # FLOP/s of the nets' matmul shape, per thread count
+    bf16: bool = False  # our learners' updates under bf16 autocast (the reference stays fp32)
 
     def fraction_of_limit(self, learner: str, threads: int) -> float | None:
         """Updates/s over the limit the matmul peak sets (peak FLOP/s / FLOPs per update)."""
@@ -245,13 +247,14 @@ def _reference(task, device: torch.device):
 def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, device: str = "auto",
             seconds: float = 2.0, obs_dim: int = 17, act_dim: int = 6, batch_size: int = 256,
             compile: bool = False, threads: list[int] | None = None, repeats: int = 2, warmup: int = 20,
-            seed: int = 0, onednn: bool | None = None) -> PerfReport:
+            seed: int = 0, onednn: bool | None = None, bf16: bool = False) -> PerfReport:
     """Updates/s of each learner, and of the reference IQL when IQL is asked for, per thread count.
 
     ``threads`` defaults to [1, the default count]; the torch thread count is restored afterwards.
     ``compile`` wraps our learners' ``update`` in ``torch.compile`` (the reference stays eager); a learner
     that fails to compile is timed eagerly and the report notes it. ``onednn`` switches our nets' oneDNN
-    matmuls on or off for the call (None: this CPU's default; restored afterwards)."""
+    matmuls on or off for the call (None: this CPU's default; restored afterwards). ``bf16`` runs our learners'
+    updates under bf16 autocast (benchmark/precision.py); the reference and the matmul peak stay fp32."""
     from methods import nets
     onednn = nets.ONEDNN_LINEAR if onednn is None else onednn and nets.onednn_available()
     chosen = parse_learners(learners) if isinstance(learners, str) else list(learners)
@@ -261,7 +264,7 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
     report = PerfReport(device=str(dev), device_name=device_name(dev), torch_version=torch.__version__,
                         thread_counts=thread_counts, default_threads=default_threads,
                         logical_cpus=os.cpu_count(), compiled=compile,
-                        onednn=bool(onednn and dev.type == "cpu" and not compile))
+                        onednn=bool(onednn and dev.type == "cpu" and not compile and not bf16), bf16=bf16)
     task = synthetic_task(obs_dim, act_dim)
     data = synthetic_dataset(obs_dim, act_dim, seed=seed)
     sampler, buffer = our_sampler(data, batch_size, dev, seed), reference_buffer(data, dev)
@@ -270,7 +273,8 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
     rows: list[tuple[str, Callable[[bool], Callable[[], object]]]] = []
     for name, critics in chosen:
         rows.append((label(name, critics),
-                     lambda c, n=name, k=critics: _with_sampling(_ours(n, k, task, dev, c), sampler.sample)))
+                     lambda c, n=name, k=critics: _with_sampling(_ours(n, k, task, dev, c), sampler.sample,
+                                                                 "bf16" if bf16 else DEFAULT_PRECISION, dev)))
         if name == "iql":
             rows.append((REFERENCE, lambda c: _with_sampling(_reference(task, dev), lambda: buffer.sample(batch_size))))
     with nets.use_onednn(onednn):  # restored afterwards
@@ -314,8 +318,16 @@ def _time_interleaved(rows, report: PerfReport, device: torch.device, seconds: f
     return [(row, (counts[row], best[row])) for row in updates]
 
 
-def _with_sampling(update: Callable, sample: Callable[[], object]) -> Callable[[], object]:
-    return lambda: update(sample())
+def _with_sampling(update: Callable, sample: Callable[[], object], precision: str = DEFAULT_PRECISION,
+                   device: torch.device | str = "cpu") -> Callable[[], object]:
+    """One training step: sample a batch, then update on it (under ``precision``, as the runner does)."""
+    context = update_precision(device, precision)
+
+    def step():
+        batch = sample()
+        with context:
+            return update(batch)
+    return step
 
 
 def device_name(device: torch.device) -> str:

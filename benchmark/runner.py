@@ -28,6 +28,7 @@ from benchmark.config import resolve_config
 from benchmark.grid import DEFAULT_EXPERT_DRAW, RunSpec, check_expert_draw
 from benchmark.locks import RunBusy, run_locks
 from benchmark.logger import CSVLogger, MultiLogger, TensorBoardLogger, progress_bar
+from benchmark.precision import DEFAULT_PRECISION, update_precision
 from benchmark.profiles import get_profile
 from benchmark.store import (ARTIFACTS_FILE, CHECKPOINT_FILE, CONFIG_FILE, LOG_FILE, RESULT_FILE, RESULT_SCHEMA,
                              CorruptResultError, read_result, run_dir, set_aside)
@@ -329,8 +330,10 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         num_steps = spec.settings["num_steps"]
         progress = bar(total=num_steps, initial=step, desc=f"{spec.method} {spec.task} s{spec.seed}")
         update_start = time.perf_counter()
+        precision = update_precision(device, spec.settings.get("precision", DEFAULT_PRECISION))
         while step < num_steps:
-            metrics = method.update(step)
+            with precision:
+                metrics = method.update(step)
             step += 1
             if options.stop_after_step is not None and step >= options.stop_after_step:
                 raise SimulatedKill(f"simulated kill after step {step}")

@@ -115,6 +115,11 @@ def _cpu_info() -> tuple[str, set[str]]:
     return vendor, flags
 
 
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (Linux; empty elsewhere)."""
+    return _cpu_info()[1]
+
+
 def onednn_wins_here() -> bool:
     """The per-CPU rule of the module docstring: oneDNN's matmuls by default only on AMD CPUs with AVX-512."""
     vendor, flags = _cpu_info()
@@ -147,7 +152,7 @@ def use_onednn(enabled: bool):
 
 def uses_onednn(x: torch.Tensor) -> bool:
     return (ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == torch.float32
-            and not torch.compiler.is_compiling())
+            and not torch.compiler.is_compiling() and not torch.is_autocast_enabled("cpu"))  # bf16 runs: stock ops
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, relu: bool = False):
