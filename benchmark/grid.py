@@ -5,9 +5,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.config import Overrides, config_dict, method_config, stable_hash
+from benchmark.precision import DEFAULT_PRECISION, PRECISIONS
 from benchmark.profiles import Profile
 from benchmark.validation import validate_config
-from benchmark.precision import DEFAULT_PRECISION, PRECISIONS
 from core.errors import BenchError
 from envs.tasks import get_task
 from methods.registry import get_method
