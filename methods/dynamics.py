@@ -8,7 +8,8 @@ forward: s_in = s, s_out = s'  and  reverse: s_in = s', s_out = s. With ``normal
 code z-scores its buffers before building the model) the target is norm(s_out) - norm(s_in) = (s_out - s_in) / std
 and ``step``/``predict`` scale the prediction back to raw units; otherwise (MOPO/ROMI) it is the raw change.
 Without a holdout (SRA), each epoch is one permutation of the training pairs per member and every member keeps
-the weights of its epoch with the lowest mean training loss (SRA's official ``train_model``); gradients are
+the weights of its epoch with the lowest mean training loss (what SRA's official ``train_model`` means to do;
+it saves ``state_dict()`` without a copy, so in effect it keeps the last epoch: docs/methods.md); gradients are
 clipped per member (the official members are separate networks with separate clips).
 ``fit_cached`` trains from an initialization seeded by the run seed (never the global RNG), so a trained
 model is a function of (data, seed, config, direction) and can be shared through ``methods.model_cache``.
@@ -179,7 +180,8 @@ class DynamicsEnsemble(nn.Module):
 
     def fit(self, data: Transitions, seed: int, progress: Callable = lambda x, **_: x) -> dict[str, float]:
         """Train every member on ``data``, each on its own permutation per epoch. With a holdout: early stopping
-        and elites on it. Without: each member keeps its best epoch by mean training loss (SRA's official)."""
+        and elites on it. Without: each member keeps its best epoch by mean training loss (SRA's official intent;
+        its code keeps the last epoch, see the module docstring)."""
         c, device = self.config, self.max_log_var.device
         gen = torch.Generator(device="cpu").manual_seed(stream_seed(seed, "dynamics shuffles"))
         s_in, act, target = (torch.as_tensor(x, device=device) for x in self._pairs(data))

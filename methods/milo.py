@@ -13,7 +13,8 @@ the current w, the disagreement part stored with each transition: the model is f
 < 1 starts that share of rollouts from D^S states instead (w is still fit on the expert-started ones).
 
 Deviations from the official code: SAC on short rollouts (h 5, 5000 starts every 250 updates, a 100k replay
-buffer) instead of TRPO on full model episodes (SAC is the SRA authors' choice; horizon and buffer are ours);
+buffer) instead of TRPO on full model episodes (SAC, h 5 and 5000 expert starts are the SRA authors' choice;
+our refresh every 250 updates (theirs: 20) and 100k buffer (theirs: 1e6) are ours);
 w has unit norm (the IPM witness over the RKHS unit ball: SAC, unlike TRPO with whitened advantages, needs
 rewards on a fixed scale; unnormalized, the cost spans ~0.01 across the data and shrinks with the MMD);
 the bandwidth comes from pairs of D^E u D^S rows (``bandwidth_data="expert"``: the official expert pairs; on
