@@ -6,7 +6,7 @@ summation order differs). Whether that is faster depends on the CPU kind, so the
 CPU (deterministic: the same machine always takes the same path), from measurements at 1 thread:
 
 - AMD with AVX-512 (Zen 4/5): on, since the MKL inside PyTorch runs its AVX2 code there: a 256x256x256 matmul
-  took ~150 us through oneDNN vs ~315 us through MKL (AMD EPYC, Zen 5).
+  took ~150 us through oneDNN vs ~315 us through MKL (AMD EPYC, Zen 5; Zen 4, same ISA, is not measured).
 - AMD without AVX-512 (Zen 3) and Intel: off. On an AMD EPYC (Zen 3, family 25 model 1) both take ~390-410 us
   at 256^3, MKL is faster at the narrow shapes, and IQL updated 93 vs 75 times/s; an Intel Xeon with AMX
   measured IQL at 0.77x the stock-path reference through oneDNN.
