@@ -62,6 +62,14 @@ class PerfReport:
     flops: dict[str, float] = field(default_factory=dict)        # per update, per learner row
     peak_flops: dict[int, float] = field(default_factory=dict)   # FLOP/s of the nets' matmul shape, per thread count
     bf16: bool = False  # our learners' updates under bf16 autocast (the reference stays fp32)
+    matmul_seconds: dict[str, float] = field(default_factory=dict)  # CPU: per update, in matmul kernels (profiler)
+    matmul_threads: int | None = None                                 # the thread count those were measured at
+
+    def zero_overhead_ratio(self, learner: str, reference: str) -> float | None:
+        """How many times the reference's rate ``learner`` would run if everything but its matmuls took no time:
+        the most any overhead cut can give without fewer FLOPs or faster matmuls."""
+        matmul, rate = self.matmul_seconds.get(learner), self.rate(reference, self.matmul_threads or 0)
+        return 1 / (rate * matmul) if matmul and rate else None
 
     def fraction_of_limit(self, learner: str, threads: int) -> float | None:
         """Updates/s over the limit the matmul peak sets (peak FLOP/s / FLOPs per update)."""
@@ -201,6 +209,20 @@ def matmul_peak(device: torch.device, seconds: float = 0.5, shape: tuple[int, in
     return 2 * m * k * n / best
 
 
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise")
+
+
+def matmul_seconds_per_update(update: Callable[[], object], updates: int = 10, warmup: int = 5) -> float:
+    """CPU seconds per call of ``update`` spent inside matmul kernels (torch profiler, self time)."""
+    from torch.profiler import ProfilerActivity, profile
+    for _ in range(warmup):
+        update()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            update()
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS) / 1e6 / updates
+
+
 # ------------------------------------------------------------------------------------------------ timing
 def calibrate(update: Callable[[], object], device: torch.device, seconds: float, warmup: int = 20) -> int:
     """Warm up (``warmup`` updates; fewer, at least 3, if they take longer than ``seconds``), then probe
@@ -285,6 +307,11 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
             for count in thread_counts:
                 torch.set_num_threads(count)
                 report.peak_flops[count] = matmul_peak(dev, seconds)
+                if dev.type == "cpu" and report.matmul_threads is None and not compile:
+                    report.matmul_threads = count
+                    for row, make in rows:
+                        torch.manual_seed(seed)
+                        report.matmul_seconds[row] = matmul_seconds_per_update(make(False))
                 for row, seconds_taken in _time_interleaved(rows, report, dev, seconds, compile, warmup, repeats, seed):
                     report.measurements.append(Measurement(row, count, *seconds_taken))
         finally:

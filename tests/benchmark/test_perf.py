@@ -28,6 +28,7 @@ def test_perf_prints_a_row_per_learner_and_the_ratios():
     assert any(line.startswith("fp32 matmul peak at the nets' shape") and "GFLOP/s at 1 thread" in line
                for line in lines), result.output
     assert any(line.startswith("IQL / reference IQL:") and "target >= 1.6x" in line for line in lines), result.output
+    assert any(line.strip().startswith("ceiling: IQL spends") for line in lines), result.output
     assert any(line.startswith("SAC-N(25) / IQL:") and "n/a" not in line for line in lines), result.output
     assert lines[0].startswith("device: cpu (") and "torch " in lines[0], result.output
     assert torch.get_num_threads() == threads_before, "the thread count must be restored"
@@ -52,6 +53,18 @@ def test_the_limit_is_peak_flops_over_flops_per_update():
     assert report.fraction_of_limit("iql", 2) is None
     x, w = torch.ones(4, 8), torch.ones(16, 8)
     assert flops_per_update(lambda: x @ w.t()) == 2 * 4 * 8 * 16
+    # 10 ms of matmuls per update vs a reference at 50 updates/s (20 ms each): at most 2x with zero overhead
+    report.measurements.append(Measurement("ref", 1, 100, 2.0))
+    report.matmul_seconds, report.matmul_threads = {"iql": 0.01}, 1
+    assert report.zero_overhead_ratio("iql", "ref") == pytest.approx(2.0)
+    assert report.zero_overhead_ratio("td3bc", "ref") is None
+
+
+def test_matmul_seconds_count_only_matmuls():
+    from benchmark.perf import matmul_seconds_per_update
+    a, b, v = torch.randn(256, 256), torch.randn(256, 256), torch.randn(1 << 20)
+    assert matmul_seconds_per_update(lambda: v.exp()) == 0.0
+    assert matmul_seconds_per_update(lambda: a @ b) > 0.0
 
 
 def test_sacn_critic_count_is_a_suffix():
