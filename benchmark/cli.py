@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from benchmark import api
+from benchmark.precision import DEFAULT_PRECISION, PRECISIONS
 from core.errors import BenchError
 
 
@@ -222,7 +223,7 @@ def data_list() -> None:
 @click.option("--generate-missing", is_flag=True, help="Build missing datasets instead of stopping.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default=DEFAULT_PRECISION, show_default=True,
               help="bf16: learner updates under bf16 autocast, opt-in (fast only on bf16 hardware: AMX, "
                    "AVX512-BF16, recent GPUs); its runs are separate runs.")
 @click.option("--no-shared-training", is_flag=True,

@@ -71,11 +71,11 @@ def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile:
     repeated methods, tasks or seeds are dropped (``note`` hears about it). ``expert_draw``: see EXPERT_DRAWS;
     ``precision``: see benchmark/precision.py."""
     overrides = overrides or {}
-    # defaults are left out of the settings, so the run keys of runs from before a setting stay the same
-    draw = {} if check_expert_draw(expert_draw) == DEFAULT_EXPERT_DRAW else {"expert_draw": expert_draw}
     if precision not in PRECISIONS:
         raise BenchError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    draw.update({} if precision == DEFAULT_PRECISION else {"precision": precision})
+    # defaults are left out of the settings, so the run keys of runs from before a setting stay the same
+    choices = {**({} if check_expert_draw(expert_draw) == DEFAULT_EXPERT_DRAW else {"expert_draw": expert_draw}),
+               **({} if precision == DEFAULT_PRECISION else {"precision": precision})}
     methods, tasks, seeds = unique(methods, "method", note), unique(tasks, "task", note), unique(seeds, "seed", note)
     for method in overrides:
         if method not in methods:
@@ -93,7 +93,7 @@ def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile:
             resolved = method_config(cls, spec_task, profile.name, user)
             validate_config(resolved, method)
             config = config_dict(resolved)
-            settings = {**profile.settings(), "num_steps": run_steps(cls, profile, spec_task.family), **draw,
+            settings = {**profile.settings(), "num_steps": run_steps(cls, profile, spec_task.family), **choices,
                         **_data_version(spec_task)}
             for seed in seeds:
                 specs.append(RunSpec(method, task, seed, profile.name, dict(user), config, settings))

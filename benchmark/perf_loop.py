@@ -27,7 +27,6 @@ class LoopTiming:
     eval_s: float
     evaluations: int           # run
     full_evaluations: int      # in a full run
-    wall_s: float
 
     @property
     def steps_per_s(self) -> float:
@@ -50,10 +49,9 @@ class LoopTiming:
 
 
 def time_loop(method: str, task: str, profile: str = "quick", steps: int | None = None, seed: int = 0,
-              device: str = "cpu", threads: int | None = 1, root: Path | None = None,
-              show_progress: bool = False) -> LoopTiming:
-    """Run ``method`` on ``task`` for ``steps`` (default: the profile's) as ``bench run`` would, in ``root`` (default:
-    a temporary directory, removed afterwards), and return its timings. The task's data must exist."""
+              device: str = "cpu", threads: int | None = 1, show_progress: bool = False) -> LoopTiming:
+    """Run ``method`` on ``task`` for ``steps`` (default: the profile's) as ``bench run`` would, in a temporary
+    results directory (removed afterwards), and return its timings. The task's data must exist."""
     from benchmark.grid import expand_grid
     from benchmark.profiles import get_profile
     from benchmark.runner import RunOptions, run_one
@@ -63,15 +61,14 @@ def time_loop(method: str, task: str, profile: str = "quick", steps: int | None 
     spec = expand_grid([method], [task], [seed], budget)[0]
     full_spec = expand_grid([method], [task], [seed], full)[0]
     with tempfile.TemporaryDirectory(prefix="bench-perf-loop-") as scratch:
-        options = RunOptions(root=Path(root or scratch), device=device, threads=threads, show_progress=show_progress,
-                             share_training=False, redo_finished=True)
+        options = RunOptions(root=Path(scratch), device=device, threads=threads, show_progress=show_progress,
+                             share_training=False)
         result = run_one(spec, options)
     if result.get("status") != "done":
         raise BenchError(f"{method} on {task} failed while timing: {result.get('error')}")
     phases = result["phase_times_s"]
     return LoopTiming(method, task, spec.settings["num_steps"], full_spec.settings["num_steps"], phases["pretrain"],
-                      phases["update"], phases["eval"], len(result["curve"]["step"]), evaluations(full_spec),
-                      result["wall_time_s"])
+                      phases["update"], phases["eval"], len(result["curve"]["step"]), evaluations(full_spec))
 
 
 def format_loop(rows: list[LoopTiming], profile: str, threads: int | None, device_name: str) -> str:

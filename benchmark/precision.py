@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
 PRECISIONS = {"fp32": "float32 everywhere (the default)",
               "bf16": "learner updates under bf16 autocast (opt-in; fast only with bf16 hardware)"}
 DEFAULT_PRECISION = "fp32"
@@ -20,6 +18,7 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 def bf16_native(device: torch.device | str) -> bool:
     """Whether ``device`` has bf16 matmul hardware (CPU: AMX or AVX512-BF16 in /proc/cpuinfo)."""
+    import torch
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
@@ -33,4 +32,5 @@ def update_precision(device: torch.device | str, precision: str = DEFAULT_PRECIS
         return contextlib.nullcontext()
     if precision != "bf16":
         raise ValueError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    import torch  # here, not at import: the CLI reads PRECISIONS without loading torch
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
