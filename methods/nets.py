@@ -250,6 +250,33 @@ class TanhGaussianActor(nn.Module):
         return torch.tanh(self(obs)[0])
 
 
+class GaussianActor(nn.Module):
+    """a ~ N(tanh(mu(s)), sigma): a Gaussian around a squashed mean, one state-independent log-std per action dim
+    (initialised at 0, clamped to [log_std_min, log_std_max]). Kostrikov's IQL policy (``NormalTanhPolicy`` with
+    ``tanh_squash_distribution=False``, ``state_dependent_std=False``), which OTR's official code uses. Unlike
+    ``TanhGaussianActor`` it never takes atanh of a data action, so saturated actions (+-1) get no outsized
+    likelihood."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: Sequence[int] = (256, 256),
+                 log_std_min: float = -5.0, log_std_max: float = 2.0):
+        super().__init__()
+        self.trunk = mlp(obs_dim, act_dim, hidden)
+        self.log_std = nn.Parameter(torch.zeros(act_dim))
+        self.log_std_min, self.log_std_max = log_std_min, log_std_max
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean = torch.tanh(self.trunk(obs))
+        return mean, self.log_std.clamp(self.log_std_min, self.log_std_max).expand_as(mean)
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """log N(a; tanh(mu(s)), sigma^2) summed over action dims."""
+        mean, log_std = self(obs)
+        return _gaussian_log_prob(mean, log_std, action)
+
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        return self(obs)[0]
+
+
 def _gaussian_log_prob(mu: torch.Tensor, log_std: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (-0.5 * ((u - mu) / log_std.exp()) ** 2 - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
 

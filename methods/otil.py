@@ -8,13 +8,20 @@ As the official code (ethanluoyc/optimal_transport_reward: otr/agents/otil/rewar
   alpha = beta = 5 (official: weights 1/1000 and beta x 1000 / obs_dim on sum_j P_tj C_tj, the same thing);
 - the demo with the highest total squashed reward gives the rewards (``aggregate_top_k``, k = 1);
 - rewards x 1000 / (max - min trajectory return) (IQL's locomotion scaling, as the official code does);
-- IQL 3e-4, expectile 0.7, temperature 3, actor lr cosine-decayed over the run; uniform batches of 256.
+- IQL 3e-4, expectile 0.7, temperature 3, actor lr cosine-decayed over the run; uniform batches of 256;
+- IQL's policy is Kostrikov's original (otr/agents/iql/networks.py): N(tanh(mu(s)), sigma) with one
+  state-independent log-std per action dim in [-5, 2] (``nets.GaussianActor``), not the tanh-Gaussian of our
+  other IQL methods, whose atanh of saturated data actions (maze2d's expert pushes at +-1) pays them up to ~15
+  nats a dimension; ``policy="tanh_gaussian"`` gives that one.
 Deviations:
 - D^E is not part of D^S here (the official code picks its demos out of the offline dataset), so we train on
   D^E u D^S with D^E relabelled like D^S (each demo then matches itself), which keeps that set-up;
 - the cost is on z-scored observations (as the other methods); ``normalize_obs=False`` gives the official raw ones;
 - balanced OT over each trajectory's own length instead of padding to 1000 steps of weight 1/1000 (the same
   for full-length trajectories, and defined for any length);
+- the IQL update is ours (CORL's step order: the actor's advantage uses V before its step, where the official
+  update steps V, then the actor with the new V, then Q; the twin critics' MSEs averaged, not summed; PyTorch's
+  default init, not orthogonal);
 - POT's ``ot.sinkhorn`` (Sinkhorn-Knopp, float64, torch backend on the CPU) one problem at a time: on CPU it
   beat POT's batched ``ot.solve_batch`` ~15x in our measurements (ott: log-domain, vmapped over demos).
 The rewards are part of ``state_dict`` (a resumed run never redoes them) and cached in-process by a hash of
@@ -24,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,6 +39,7 @@ import torch
 from methods.base import Method, act_numpy
 from methods.learners import IQLConfig, build_learner
 from methods.learners.schedules import CosineDecay
+from methods.nets import GaussianActor, TanhGaussianActor
 from methods.registry import register
 from methods.sampling import MixtureSampler, Source
 
@@ -47,6 +56,7 @@ class Config:
     return_range: float = 1000.0   # rewards x this / (max - min trajectory return) (official); 0: unscaled
     batch_size: int = 256          # uniform batches over the relabelled data (official)
     lr_schedule: bool = True       # the actor lr decays by a cosine over the run (official)
+    policy: Literal["gaussian", "tanh_gaussian"] = "gaussian"  # IQL's actor: N(tanh(mu), sigma) (official) | tanh(N)
     learner: IQLConfig = field(default_factory=IQLConfig)
 
 
@@ -108,6 +118,7 @@ def cache_key(observations: np.ndarray, bounds, demos: list[np.ndarray], config:
     return h.hexdigest()
 
 
+POLICIES = {"gaussian": GaussianActor, "tanh_gaussian": TanhGaussianActor}  # Config.policy -> IQL's actor
 _CACHE: dict[str, np.ndarray] = {}  # in-process relabelling cache: cache_key -> rewards
 _CACHE_SIZE = 4
 
@@ -125,7 +136,8 @@ class OTIL(Method):
     def __init__(self, task, data, config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
         self.learner = build_learner(config.learner, task, self.device,
-                                     [CosineDecay(num_steps)] if config.lr_schedule else [])
+                                     [CosineDecay(num_steps)] if config.lr_schedule else [],
+                                     actor_cls=POLICIES[config.policy])
         self.rewards: np.ndarray | None = None
         self.sampler: MixtureSampler | None = None
 

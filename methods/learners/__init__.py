@@ -38,13 +38,15 @@ def learner_task_defaults(config: Any, task: TaskInfo, method: str) -> dict[str,
     return {}
 
 
-def build_learner(config: Any, task: TaskInfo, device: torch.device | str, schedules: Sequence[Schedule] = ()):
+def build_learner(config: Any, task: TaskInfo, device: torch.device | str, schedules: Sequence[Schedule] = (),
+                  **options: Any):
     """The learner a config describes (its class picks the algorithm), running the method's lr ``schedules``
     (``methods.learners.schedules``) after each update; per-task values must be resolved
-    (``learner_task_defaults``, through the method's ``task_defaults``)."""
+    (``learner_task_defaults``, through the method's ``task_defaults``). ``options`` go to the learner's
+    constructor (e.g. IQL's ``actor_cls``)."""
     for cls, config_cls in LEARNERS.values():
         if isinstance(config, config_cls):
-            learner = cls(task.obs_dim, task.act_dim, config, torch.device(device))
+            learner = cls(task.obs_dim, task.act_dim, config, torch.device(device), **options)
             learner.use_schedules(schedules)
             return learner
     raise TypeError(f"not a learner config: {type(config).__name__}; valid: "

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 
 from methods.learners.base import LearnerBase, bc_log_likelihood, ensemble_td_loss
-from methods.nets import (EnsembleCritic, TanhGaussianActor, ValueFunction, adam, frozen_copy, gradient_step,
-                         soft_update)
+from methods.nets import (EnsembleCritic, GaussianActor, TanhGaussianActor, ValueFunction, adam, frozen_copy,
+                         gradient_step, soft_update)
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def critic_loss(critic: EnsembleCritic, obs, act, reward, done, next_v, gamma: f
     return ensemble_td_loss(critic(obs, act), target, reduction="mean")
 
 
-def actor_loss(actor: TanhGaussianActor, batch, advantage, temperature: float, max_weight: float,
+def actor_loss(actor: TanhGaussianActor | GaussianActor, batch, advantage, temperature: float, max_weight: float,
                bc_weight: float = 0.0):
     """Advantage-weighted NLL; with ``bc_weight``, plus that times the NLL of the BC rows."""
     weights = torch.exp(temperature * advantage).clamp(max=max_weight)
@@ -58,10 +58,14 @@ def actor_loss(actor: TanhGaussianActor, batch, advantage, temperature: float, m
 
 
 class IQL(LearnerBase):
-    def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: torch.device):
+    """``actor_cls`` picks the policy: ``TanhGaussianActor`` (default; SRA's) or ``GaussianActor`` (Kostrikov's
+    original, OTR's)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, config: IQLConfig, device: torch.device,
+                 actor_cls: type[TanhGaussianActor] | type[GaussianActor] = TanhGaussianActor):
         self.config, self.num_updates = config, 0
         hidden = config.hidden_dims
-        self.actor = TanhGaussianActor(obs_dim, act_dim, hidden).to(device)
+        self.actor = actor_cls(obs_dim, act_dim, hidden).to(device)
         self.critic = EnsembleCritic(obs_dim, act_dim, 2, hidden).to(device)
         self.critic_target = frozen_copy(self.critic)
         self.value = ValueFunction(obs_dim, hidden).to(device)

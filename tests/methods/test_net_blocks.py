@@ -1,5 +1,6 @@
 """Network blocks (methods/nets.py) other than the fast linear path (test_fast_linear.py): ensembles are independent
-members, the tanh-Gaussian log-probability is the change-of-variables density, soft updates interpolate."""
+members, the tanh-Gaussian log-probability is the change-of-variables density, the Gaussian actor's is a plain
+Normal around tanh(mu), soft updates interpolate."""
 from __future__ import annotations
 
 import pytest
@@ -48,6 +49,20 @@ def test_tanh_gaussian_log_prob_is_the_transformed_density():
     action = reference.sample().clamp(-0.999, 0.999)
     torch.testing.assert_close(nets.tanh_gaussian_log_prob(mu, log_std, action),
                                reference.log_prob(action).sum(-1), rtol=1e-4, atol=1e-3)
+
+
+def test_gaussian_actor_is_a_normal_around_the_squashed_mean_with_one_std_per_dim():
+    torch.manual_seed(0)
+    actor = nets.GaussianActor(4, 2, hidden=(16,))
+    with torch.no_grad():
+        actor.log_std.copy_(torch.tensor([-0.5, -9.0]))  # the second is clamped to log_std_min = -5
+    obs, action = torch.randn(32, 4), torch.rand(32, 2) * 2 - 1
+    action[:4] = 1.0  # saturated data actions: no atanh, a finite ordinary density
+    mean = torch.tanh(actor.trunk(obs))
+    reference = D.Normal(mean, torch.tensor([-0.5, -5.0]).exp())
+    torch.testing.assert_close(actor.log_prob(obs, action), reference.log_prob(action).sum(-1))
+    torch.testing.assert_close(actor.act(obs), mean)
+    assert actor.act(obs).abs().max() < 1
 
 
 def test_actor_samples_carry_their_own_log_prob_and_stay_in_bounds():

@@ -10,7 +10,7 @@ import torch
 import benchmark.profiles as profiles
 from benchmark.grid import expand_grid
 from benchmark.runner import RunOptions, run_one
-from methods import otil
+from methods import nets, otil
 from methods.data import synthetic_data
 from methods.otil import OTIL, Config, ot_rewards, squash, trajectory_rewards, transport_costs
 
@@ -103,6 +103,13 @@ def test_relabelling_is_cached_and_a_resumed_run_never_redoes_it(monkeypatch):
     assert resumed.timer.seconds == first.timer.seconds and first.timer.seconds["ot_rewards"] > 0  # method/ot_rewards
     a, b = first.update(1), resumed.update(1)
     assert {k: float(v) for k, v in a.items()} == {k: float(v) for k, v in b.items()}
+
+
+def test_the_policy_is_the_official_gaussian_unless_asked_otherwise():
+    data = synthetic_data()
+    assert isinstance(_build(0, data).learner.actor, nets.GaussianActor)
+    tanh = OTIL(TASK, data, Config(policy="tanh_gaussian"), 0, torch.device("cpu"), num_steps=10)
+    assert isinstance(tanh.learner.actor, nets.TanhGaussianActor)
 
 
 def test_update_before_relabelling_fails_clearly():
