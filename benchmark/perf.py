@@ -360,12 +360,6 @@ def _with_sampling(update: Callable, sample: Callable[[], object], precision: st
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    from methods.nets import cpu_info
+    return cpu_info().get("model name") or platform.processor() or platform.machine() or "unknown CPU"
 

@@ -97,33 +97,32 @@ def onednn_available() -> bool:
     return False
 
 
-def _cpu_info() -> tuple[str, set[str]]:
-    """(vendor_id, flags) of the first CPU in /proc/cpuinfo; ("", set()) where there is none (not Linux)."""
-    vendor, flags = "", set()
+def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
+    """The first CPU's fields in /proc/cpuinfo (``vendor_id``, ``model name``, ``flags``, ...); {} where there is
+    none (not Linux)."""
+    info: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo") as f:
+        with open(path) as f:
             for line in f:
-                key, _, value = line.partition(":")
-                key = key.strip()
-                if key == "vendor_id" and not vendor:
-                    vendor = value.strip()
-                elif key == "flags":
-                    flags = set(value.split())
-                    break
+                key, sep, value = line.partition(":")
+                if not sep:
+                    if info:  # the blank line after the first CPU
+                        break
+                    continue
+                info.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return vendor, flags
+    return info
 
 
 def cpu_flags() -> set[str]:
     """This CPU's feature flags (Linux; empty elsewhere)."""
-    return _cpu_info()[1]
+    return set(cpu_info().get("flags", "").split())
 
 
 def onednn_wins_here() -> bool:
     """The per-CPU rule of the module docstring: oneDNN's matmuls by default only on AMD CPUs with AVX-512."""
-    vendor, flags = _cpu_info()
-    return vendor == "AuthenticAMD" and "avx512f" in flags
+    return cpu_info().get("vendor_id") == "AuthenticAMD" and "avx512f" in cpu_flags()
 
 
 def onednn_default() -> bool:

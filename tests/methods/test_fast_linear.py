@@ -282,6 +282,16 @@ def test_the_import_time_choice(monkeypatch, case):
     assert fresh.ONEDNN_LINEAR == (wanted and nets.onednn_available())
 
 
+def test_cpu_info_reads_the_first_cpu(tmp_path):
+    path = tmp_path / "cpuinfo"
+    path.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu avx2 "
+                    "avx512f\n\nprocessor\t: 1\nvendor_id\t: GenuineIntel\nflags\t\t: sse\n")
+    info = nets.cpu_info(str(path))
+    assert info["vendor_id"] == "AuthenticAMD" and info["model name"] == "AMD EPYC 9B14"
+    assert set(info["flags"].split()) == {"fpu", "avx2", "avx512f"}
+    assert nets.cpu_info(str(tmp_path / "missing")) == {}
+
+
 @pytest.mark.parametrize("vendor, flags, wins", [
     ("AuthenticAMD", {"avx2", "avx512f"}, True),    # Zen 4/5: MKL runs its AVX2 code, oneDNN its AVX-512 code
     ("AuthenticAMD", {"avx2", "fma"}, False),       # Zen 3: MKL is as fast, and faster at narrow shapes
@@ -289,5 +299,6 @@ def test_the_import_time_choice(monkeypatch, case):
     ("", set(), False),                             # no /proc/cpuinfo
 ])
 def test_the_per_cpu_rule(monkeypatch, vendor, flags, wins):
-    monkeypatch.setattr(nets, "_cpu_info", lambda: (vendor, flags))
+    info = {"vendor_id": vendor, "flags": " ".join(sorted(flags))} if vendor else {}
+    monkeypatch.setattr(nets, "cpu_info", lambda: info)
     assert nets.onednn_wins_here() is wins
