@@ -21,6 +21,7 @@ to first and second order, and the fallback with the op taken away, in ``tests/m
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -97,9 +98,10 @@ def onednn_available() -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=None)
 def cpu_info(path: str = "/proc/cpuinfo") -> dict[str, str]:
     """The first CPU's fields in /proc/cpuinfo (``vendor_id``, ``model name``, ``flags``, ...); {} where there is
-    none (not Linux)."""
+    none (not Linux). Read once per path (cached: the CPU does not change; treat the dict as read-only)."""
     info: dict[str, str] = {}
     try:
         with open(path) as f:
