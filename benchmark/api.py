@@ -223,7 +223,7 @@ def resolve_grid(methods: Names | None = None, envs: Names | None = None, seeds:
 
 def make_executor(executor: str = "local", workers: int | None = None, address: str | None = None,
                   cpus_per_run: float = 1.0, gpus_per_run: float = 0.0, max_retries: int = 2,
-                  ray_results: str = "shared", device: str = "auto"):
+                  ray_results: str = "shared", device: str = "auto", threads: int | None = None):
     """The executor of ``bench run --executor``, after checking the device here (unless a cluster runs it)."""
     from benchmark.executor import LocalExecutor
     from benchmark.runner import resolve_device
@@ -232,6 +232,9 @@ def make_executor(executor: str = "local", workers: int | None = None, address: 
                          "a GPU); Ray hides the GPUs from tasks that ask for none")
     if not (executor == "ray" and address):  # on a cluster the workers' devices count, not the driver's
         resolve_device(device)
+    if executor == "ray" and threads:
+        raise BenchError("--threads applies to the local executor; on Ray a run's torch threads are its "
+                         "--cpus-per-run")
     if executor == "ray":
         from benchmark.ray_executor import RayExecutor
         return RayExecutor(address=address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run,
@@ -299,11 +302,13 @@ def run(methods: Names | None = None, envs: Names | None = None, seeds: int | st
         executor: str = "local", workers: int | None = None, address: str | None = None, cpus_per_run: float = 1.0,
         gpus_per_run: float = 0.0, max_retries: int = 2, ray_results: str = "shared", device: str = "auto",
         force: bool = False, retry_failed: bool = False, generate_missing: bool = False, tensorboard: bool = False,
-        progress: bool = True, shared_training: bool = True, precision: str | None = None) -> RunOutcome:
+        progress: bool = True, shared_training: bool = True, precision: str | None = None,
+        threads: int | None = None) -> RunOutcome:
     """Run a grid of methods x tasks x seeds into ``out`` (see ``resolve_grid`` for the grid's arguments and
     ``make_executor`` for the executor's); finished runs are skipped, interrupted ones resume. Trained dynamics
     models are shared by the grid's runs through ``out/model-cache`` unless $BENCH_MODEL_CACHE says otherwise
-    (empty: no cache). A failed run does not raise: it is in the outcome's ``summary.failed``."""
+    (empty: no cache). A failed run does not raise: it is in the outcome's ``summary.failed``. ``threads``: torch
+    threads per run on the local executor (default: cores // workers)."""
     from benchmark.executor import run_grid
     resolved = resolve_grid(methods, envs, seeds, profile, expert_draw, overrides, config, grid, precision)
     if precision == "bf16" and executor == "local":
@@ -312,8 +317,9 @@ def run(methods: Names | None = None, envs: Names | None = None, seeds: int | st
         if resolve_device(device).type == "cpu" and not bf16_native("cpu"):
             log.warning(f"--precision bf16 on a CPU without bf16 instructions ({' or '.join(BF16_CPU_FLAGS)}): "
                         "bf16 is emulated here and slower than fp32")
-    runner = make_executor(executor, workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device)
-    options = _run_options(out, device, tensorboard, progress, shared_training)
+    runner = make_executor(executor, workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device,
+                           threads)
+    options = _run_options(out, device, tensorboard, progress, shared_training, threads)
     check_writable(out, "--out")  # before any data is built or run trained
     ensure_datasets(resolved.tasks, resolved.profile.data, generate_missing)
     with env_default("BENCH_MODEL_CACHE", str(Path(out).resolve() / MODEL_CACHE)):  # methods/model_cache.py
@@ -322,10 +328,11 @@ def run(methods: Names | None = None, envs: Names | None = None, seeds: int | st
     return RunOutcome(resolved, summary)
 
 
-def _run_options(out, device: str, tensorboard: bool, progress: bool, shared_training: bool):
+def _run_options(out, device: str, tensorboard: bool, progress: bool, shared_training: bool,
+                 threads: int | None = None):
     from benchmark.runner import RunOptions
-    return RunOptions(root=Path(out), device=device, tensorboard=tensorboard, show_progress=progress,
-                      share_training=shared_training)
+    return RunOptions(root=Path(out), device=device, threads=threads, tensorboard=tensorboard,
+                      show_progress=progress, share_training=shared_training)
 
 
 def plan(methods: Names | None = None, envs: Names | None = None, seeds: int | str | list[int] | None = None,
@@ -334,19 +341,20 @@ def plan(methods: Names | None = None, envs: Names | None = None, seeds: int | s
          executor: str = "local", workers: int | None = None, address: str | None = None, cpus_per_run: float = 1.0,
          gpus_per_run: float = 0.0, max_retries: int = 2, ray_results: str = "shared", device: str = "auto",
          force: bool = False, retry_failed: bool = False, shared_training: bool = True,
-         precision: str | None = None) -> Plan:
+         precision: str | None = None, threads: int | None = None) -> Plan:
     """What ``run`` with these arguments would do and cost (calibrated here); runs nothing."""
     from benchmark.estimate import estimate
     from benchmark.executor import plan_jobs
     from benchmark.store import iter_results
     resolved = resolve_grid(methods, envs, seeds, profile, expert_draw, overrides, config, grid, precision)
-    runner = make_executor(executor, workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device)
-    options = _run_options(out, device, False, False, shared_training)
+    runner = make_executor(executor, workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device,
+                           threads)
+    options = _run_options(out, device, False, False, shared_training, threads)
     jobs, summary = plan_jobs(resolved.specs, options, force, retry_failed, warn=log.info)
     known = list(iter_results(options.root, warn=log.info)) if Path(out).exists() else []
     where, share, parallel = calibration_device(device, runner)
     cost = estimate(resolved.specs, jobs, known, parallel, log=logging.getLogger("benchmark.estimate").info,
-                    device=where, share=share)
+                    device=where, share=share, threads=threads)
     return Plan(resolved, jobs, summary, cost, where, share, runner.name)
 
 

@@ -206,6 +206,9 @@ def data_list() -> None:
               show_default=True,
               help="local: a process pool on this machine; ray: Ray tasks (pip install -e '.[ray]').")
 @click.option("--workers", default=None, type=click.IntRange(min=1), help="Parallel runs (local). [default: CPU cores]")
+@click.option("--threads", default=None, type=click.IntRange(min=1),
+              help="Torch threads per run (local), e.g. 1 beside other work: more threads than free cores "
+                   "slow every run down several times. [default: cores / workers]")
 @click.option("--address", default=None, help="Ray: 'auto' or HOST:PORT of a running cluster. [default: a local Ray]")
 @click.option("--cpus-per-run", default=_default(api.run, "cpus_per_run"), show_default=True,
               type=click.FloatRange(min=0.01), help="Ray: CPUs reserved per run (also its torch threads).")
@@ -230,8 +233,8 @@ def data_list() -> None:
               help="Train maze2d sparse and dense runs separately (by default each pair trains once: same data, "
                    "same dynamics, only the evaluation reward differs).")
 def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, grid_name, out, dry_run, executor,
-            workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force, retry_failed,
-            generate_missing, tensorboard, no_progress, precision, no_shared_training) -> None:
+            workers, threads, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device, force,
+            retry_failed, generate_missing, tensorboard, no_progress, precision, no_shared_training) -> None:
     """Run a grid of methods x tasks x seeds; re-running skips finished runs and resumes interrupted ones.
 
     Exit status: 0 every run done; 2 a usage error (nothing run); 3 the grid finished but a run failed."""
@@ -239,7 +242,8 @@ def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, 
                 expert_draw=expert_draw, overrides=set_items, config=config_file, grid=grid_name, out=out,
                 executor=executor, workers=workers, address=address, cpus_per_run=cpus_per_run,
                 gpus_per_run=gpus_per_run, max_retries=max_retries, ray_results=ray_results, device=device,
-                force=force, retry_failed=retry_failed, shared_training=not no_shared_training, precision=precision)
+                force=force, retry_failed=retry_failed, shared_training=not no_shared_training, precision=precision,
+                threads=threads)
     if dry_run:
         _print_plan(api.plan(**grid))
         return

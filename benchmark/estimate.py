@@ -166,14 +166,16 @@ class Estimate:
 
 
 def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict], parallel: int | None,
-             calibrate: bool = True, log=print, device: str = "cpu", share: int = 1) -> Estimate:
+             calibrate: bool = True, log=print, device: str = "cpu", share: int = 1,
+             threads: int | None = None) -> Estimate:
     """Cost of running ``jobs`` (twins share one training) out of the grid ``specs``.
 
     Calibration runs on ``device``; ``share`` runs at a time share one GPU there (each calibrated while the
-    others run), so a run's time is its time while sharing."""
+    others run), so a run's time is its time while sharing. ``threads``: a run's torch threads (default: as the
+    local workers will run, cores // parallel)."""
     update, pretrain, episode = rates_from_results(results)
-    threads = torch.get_num_threads()
-    run_threads = max(1, (os.cpu_count() or 1) // (parallel or 1))  # as the local workers will run
+    threads_before = torch.get_num_threads()
+    run_threads = threads or max(1, (os.cpu_count() or 1) // (parallel or 1))
     torch.set_num_threads(run_threads)
     rates: dict[tuple[str, str], Rates] = {}
     notes: list[str] = []
@@ -213,7 +215,7 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
             row["trainings"] += 1
             row["seconds"] += seconds
             row["s_per_update"], row["source"] = r.update_s, r.source
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads_before)
     rows = [{**row, "steps": "-".join(map(str, sorted({min(row["steps"]), max(row["steps"])}))),
              "hours": row["seconds"] / 3600} for row in per_method.values()]
     total = sum(row["seconds"] for row in rows if np.isfinite(row["seconds"])) / 3600

@@ -35,6 +35,7 @@ def assert_one_line_error(code: int, output: str, *fragments: str):
     (["run", "--device", "tpu"], ["unknown device 'tpu'"]),
     (["run", "--expert-draw", "random"], ["unknown expert draw 'random'", "valid draws: first, seeded"]),
     (["run", "--executor", "ray", "--device", "cuda"], ["needs --gpus-per-run"]),
+    (["run", "--executor", "ray", "--threads", "2"], ["--threads applies to the local executor", "--cpus-per-run"]),
     (["data", "generate", "--envs", "maze2d-tiny"], ["unknown task"]),
 ])
 def test_bad_input_is_one_clear_line(args, fragments, tmp_path):
@@ -83,6 +84,20 @@ def test_expert_draw_from_the_cli_gets_its_own_run_key_and_is_recorded(umaze_smo
     code, output = bench("report", "--results", str(tmp_path / "res"), "--out", str(tmp_path / "rep"),
                          "--reps", "100")
     assert code == 0 and "D^E: 5 episodes drawn per seed." in output, output
+
+
+def test_threads_sets_each_runs_torch_threads_and_is_recorded(umaze_smoke, tmp_path):
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what an in-process run (--workers 1) would otherwise keep
+    try:
+        code, output = bench("run", "--envs", "maze2d-umaze-sparse", "--seeds", "1", "--profile", "smoke",
+                             "--out", str(tmp_path), "--no-progress", "--workers", "1", "--threads", "1")
+    finally:
+        torch.set_num_threads(before)
+    assert code == 0, output
+    [path] = tmp_path.glob("runs/bc-exp/maze2d-umaze-sparse/seed0-*/result.json")
+    assert json.loads(path.read_text())["settings"]["torch_threads"] == 1
 
 
 def test_report_on_an_empty_directory(tmp_path):
