@@ -196,7 +196,7 @@ def data_list() -> None:
 @click.option("--set", "set_items", multiple=True, metavar="METHOD.KEY=VALUE",
               help="Override a hyper-parameter (repeatable), e.g. --set bc-exp.lr=1e-3.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML/TOML grid file: methods, envs, seeds, profile, overrides. The CLI flags win.")
+              help="YAML/TOML grid file: methods, envs, seeds, profile, expert_draw, overrides. The CLI flags win.")
 @click.option("--grid", "grid_name", default=None,
               help="A named grid: paper-table1, paper-table4 (the paper's experiments). The CLI flags win.")
 @click.option("--out", default=_default(api.run, "out"), show_default=True, type=click.Path(file_okay=False),

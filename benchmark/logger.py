@@ -54,7 +54,7 @@ class TensorBoardLogger:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             from core.errors import BenchError
-            raise BenchError("--tensorboard needs the tensorboard package: pip install 'sra-bench[tensorboard]'") from None
+            raise BenchError("--tensorboard needs the tensorboard package: pip install -e '.[tensorboard]'") from None
         self._writer = SummaryWriter(str(log_dir))
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
