@@ -1,9 +1,13 @@
 """Named random streams: every consumer of a run's seed draws from its own stream.
 
-The run seed itself seeds torch's global generator (network initialization, in the runner). Everything else that
-draws random numbers — batch samplers, rollout starts, dynamics-model initialization and shuffles, data
-generation — asks for ``stream_seed(seed, "<what it is for>")``: a child of ``np.random.SeedSequence`` keyed by
-the stream's name. Streams of one seed are independent of each other and of the global generator (two
+The run seed itself seeds torch's global generator (network initialization, in the runner). The methods' other
+draws — batch samplers, model rollouts, dynamics-model initialization and shuffles, gradient-penalty noise — and
+locomotion's episode starts ask for ``stream_seed(seed, "<what it is for>")``: a child of ``np.random.SeedSequence``
+keyed by the stream's name. Older consumers predate the names and keep their own streams, since renaming them
+would change existing data and scores: maze2d data generation spawns children of ``SeedSequence(dataset seed)``
+(envs/maze_datasets.py), locomotion's action noise draws from ``default_rng([seed, level])``, and evaluation starts
+from ``default_rng([evaluation seed, run seed, episode])`` (maze2d) or ``env.reset(seed=evaluation seed + episode)``
+(locomotion; envs/evaluation.py). Streams of one seed are independent of each other and of the global generator (two
 ``torch.Generator``s seeded with equal integers would draw the same numbers), and adding a stream never shifts
 another. Names are hashed with CRC-32, not ``hash()``, so a seed means the same numbers in every process.
 """

@@ -14,7 +14,10 @@ As the official code (absorbing states off): no terminal masking in e.
 
 Deviations: states z-scored over D^E u D^S (as all methods here; official: D^S); PyTorch default init with output
 biases (official: he_normal, no output bias; nu's bias gets zero gradient anyway); log-MEAN-exp in the nu
-loss (official log-sum-exp: same gradient, loss offset by (1 + alpha) log 512).
+loss (official log-sum-exp: same gradient, loss offset by (1 + alpha) log 512); the tanh Jacobian of the actor's
+log-prob is taken at the clipped action (official TanhActor: log(1 - a^2 + eps) at the raw action, which differs
+only for saturated actions, by a constant without parameters: same gradients). The clip itself matches: data
+actions to +-(1 - 2^-23) in float32 before atanh, mean clipped to +-7, log-std to [-5, 2].
 """
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ official code) and feeds d a log pi clipped to [-20, 10] and rescaled to [0, 1] 
 
 Deviations, all from composing shared blocks: the discriminator is a plain 2x256 MLP on the concatenated
 (s, a, log pi) (official: (s, a) and log pi through two 128-wide branches, then 256), PyTorch's default
-init (official: orthogonal; the SRA copy: default), and the policy is the shared tanh-Gaussian actor.
+init (official: orthogonal; the SRA copy: default), and the policy is the shared tanh-Gaussian actor (the same
+distribution as the official Actor: mean clipped to +-9, log-std to [-5, 2], data actions to +-(1 - 1e-7) before atanh).
 One 512-row forward pass serves both halves of the batch (the same math as two passes of 256).
 """
 from __future__ import annotations
