@@ -123,11 +123,13 @@ class SRA(ReportsModelFit, Method):
     # quick: 2x256 reverse models for at most 3k steps (2x1024 for 20 epochs is hours on a CPU), with Adam 1e-3:
     # SGD 1e-4 learns too little in 3k steps (umaze: one-step error on expert states 0.89 x "no change"; Adam
     # 1e-3: 0.02 x; scripts/model_error.py, docs/results.md). paper: the Config defaults (the paper's and the
-    # official code's budgets). The variants (methods/sra_variants.py) inherit these.
+    # official code's budgets). quick's first round comes at 7.5k, once the learner has made its initial climb (as
+    # the paper's does at 50k): at 5k it hit the learner mid-climb and cost SRA ~15 points on maze2d-medium against
+    # its own control (4 seeds, docs/results.md). The variants (methods/sra_variants.py) inherit these.
     budgets = {
         "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,
                   "model": {"hidden_dims": [64, 64], "max_steps": 50}, "cvae": {"num_steps": 50}},
-        "quick": {"warmup_steps": 5_000, "round_every": 2_500, "augmentation_budget": 300_000,
+        "quick": {"warmup_steps": 7_500, "round_every": 2_500, "augmentation_budget": 300_000,
                   "model": {"hidden_dims": [256, 256], "max_steps": 3_000, "optimizer": "adam", "lr": 1e-3},
                   "cvae": {"num_steps": 5_000}},
     }

@@ -116,13 +116,14 @@ def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path
 # the run instead of None, and lost num_steps (the run length: a setting, already in the key as settings.num_steps);
 # every method with an IQL learner (uds, sra*, romi, otil), uds-awac and uds-td3bc when the learner configs kept only
 # their algorithm's hyper-parameters (lr schedules to SRA's and OTIL's Config, one bc_weight in every learner);
-# locomotion keys with data v1 (episode starts from named seed streams).
+# locomotion keys with data v1 (episode starts from named seed streams); SRA's quick keys (and its variants') when
+# quick's warm-up moved from 5k to 7.5k.
 PINNED_RUN_KEYS = {
     ("bc-exp", "quick", "maze2d-umaze-sparse"): "bc-exp/maze2d-umaze-sparse/seed0-7b40dad7",
     ("bc-exp", "paper", "maze2d-umaze-sparse"): "bc-exp/maze2d-umaze-sparse/seed0-eb8c858b",
     ("uds", "quick", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-ebf723bf",
     ("uds", "paper", "maze2d-umaze-sparse"): "uds/maze2d-umaze-sparse/seed0-0423b3bf",
-    ("sra", "quick", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-813ad894",
+    ("sra", "quick", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-3f9c72c5",
     ("sra", "paper", "maze2d-umaze-sparse"): "sra/maze2d-umaze-sparse/seed0-845a4ce2",
     ("uds", "paper", "hopper-medium"): "uds/hopper-medium/seed0-0423b3bf",
     ("sra", "paper", "hopper-medium"): "sra/hopper-medium/seed0-df823d5e",
