@@ -124,8 +124,8 @@ class SRA(ReportsModelFit, Method):
     # SGD 1e-4 learns too little in 3k steps (umaze: one-step error on expert states 0.89 x "no change"; Adam
     # 1e-3: 0.02 x; scripts/model_error.py, docs/results.md). paper: the Config defaults (the paper's and the
     # official code's budgets). quick's first round comes at 7.5k, once the learner has made its initial climb (as
-    # the paper's does at 50k): at 5k it hit the learner mid-climb and cost SRA ~15 points on maze2d-medium against
-    # its own control (4 seeds, docs/results.md). The variants (methods/sra_variants.py) inherit these.
+    # at paper: 50k on maze2d, 200k on locomotion): at 5k it met the learner mid-climb and cost SRA 15-20 points on
+    # maze2d-medium against its own control (4 seeds, docs/results.md). The variants (methods/sra_variants.py) inherit these.
     budgets = {
         "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,
                   "model": {"hidden_dims": [64, 64], "max_steps": 50}, "cvae": {"num_steps": 50}},
