@@ -18,8 +18,9 @@ Deviations: round 1 uses the expanded goal set (the official code uses expert go
 bug); the maze2d schedule (warm-up 50k, a round every 20k, 200k steps) is our documented choice, since
 the released maze script cannot run; 5% of the model's pairs are held out to *report* its one-step error
 (``model.validation_ratio``; the official trains on all); the quick profile trains the model with Adam 1e-3
-(the official SGD 1e-4 is no better than "no change" after quick's 3k steps; docs/results.md). Ablations: ``direction="forward"``,
-``goal_expansion=False``, ``resampling="uniform"``, ``horizon``; ``augment=False`` is ``sra-noaug``, the
+(the official SGD 1e-4 is no better than "no change" after quick's 3k steps; docs/results.md), and quick's first
+round comes at 7.5k of its 20k updates, after the learner's initial climb (see ``budgets``). Ablations:
+``direction="forward"``, ``goal_expansion=False``, ``resampling="uniform"``, ``horizon``; ``augment=False`` is ``sra-noaug``, the
 like-for-like control (SRA's learner, batches and data handling, no augmentation rounds).
 """
 from __future__ import annotations
@@ -125,7 +126,8 @@ class SRA(ReportsModelFit, Method):
     # 1e-3: 0.02 x; scripts/model_error.py, docs/results.md). paper: the Config defaults (the paper's and the
     # official code's budgets). quick's first round comes at 7.5k, once the learner has made its initial climb (as
     # at paper: 50k on maze2d, 200k on locomotion): at 5k it met the learner mid-climb and cost SRA 15-20 points on
-    # maze2d-medium against its own control (4 seeds, docs/results.md). The variants (methods/sra_variants.py) inherit these.
+    # maze2d-medium against its own control (4 seeds, docs/results.md). The variants (methods/sra_variants.py)
+    # inherit these.
     budgets = {
         "smoke": {"warmup_steps": 100, "round_every": 100, "augmentation_budget": 2_000,
                   "model": {"hidden_dims": [64, 64], "max_steps": 50}, "cvae": {"num_steps": 50}},
