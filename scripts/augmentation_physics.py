@@ -1,11 +1,14 @@
-"""Do SRA's augmented maze2d transitions obey the maze's physics?
+"""Do SRA's augmented (or ROMI's imagined) maze2d transitions obey the maze's physics?
 
     PYTHONPATH=. python scripts/augmentation_physics.py --task maze2d-medium-sparse --profile quick
+    PYTHONPATH=. python scripts/augmentation_physics.py --method romi --task maze2d-large-sparse --profile quick
 
-Fits SRA's reverse model as a run would (through $BENCH_MODEL_CACHE if set), runs one augmentation round, then
-sets the real env to each sampled predicted predecessor, steps it with the transition's action and prints how far
-it lands from the state the transition claims to reach, per reverse step, beside how far that step moves; the same
-for real D^S transitions (exactly 0 when the env replays the data)."""
+Fits the method's reverse model as a run would (through $BENCH_MODEL_CACHE if set) and generates its data (SRA:
+one augmentation round; ROMI: its imagined buffer), then sets the real env to each sampled predicted predecessor,
+steps it with the transition's action and prints how far it lands from the state the transition claims to reach
+(SRA: per reverse step), beside how far that step moves; the same for real D^S transitions (exactly 0 when the env
+replays the data). For ROMI, which samples each step from a random elite's Gaussian, also the share of rows on which
+each elite's predicted position std is above 0.05 (a variance head still at its cap)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +22,13 @@ from benchmark.profiles import get_profile
 from benchmark.runner import load_imitation_data
 from envs.maze import make_maze_env
 from envs.tasks import get_task
+from methods.data import Transitions
 from methods.registry import get_method
+
+
+JUMP = 0.05  # a position error this large is a jump: one step moves ~0.01 (cells are 1 wide)
+HEADER = ("landing error, median pos / vel | p90 pos / vel | share with pos error > 0.05 | "
+          "the step's own move, median pos / vel")
 
 
 def landing_errors(point, obs, act, next_obs) -> np.ndarray:
@@ -32,38 +41,60 @@ def landing_errors(point, obs, act, next_obs) -> np.ndarray:
     return np.array(errors)
 
 
+def summary(err: np.ndarray, move: np.ndarray) -> str:
+    """One table row from ``landing_errors`` and the transitions' own |next_obs - obs|."""
+    return (f"{np.median(err[:, :2]):.4f} / {np.median(err[:, 2:]):.4f} | "
+            f"{np.percentile(err[:, :2], 90):.4f} / {np.percentile(err[:, 2:], 90):.4f} | "
+            f"{(err[:, :2].max(1) > JUMP).mean():.3f} | {np.median(move[:, :2]):.4f} / {np.median(move[:, 2:]):.4f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--method", choices=("sra", "romi"), default="sra")
     parser.add_argument("--task", default="maze2d-medium-sparse")
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sample", type=int, default=300, help="transitions checked per reverse step")
+    parser.add_argument("--sample", type=int, default=300, help="transitions checked (SRA: per reverse step)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; the model cache keys on it, so match the runs' (1 at --workers 2 here)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    profile, task, cls = get_profile(args.profile), get_task(args.task), get_method("sra")
-    config = resolve_config(cls, expand_grid(["sra"], [args.task], [args.seed], profile)[0].config)
+    profile, task, cls = get_profile(args.profile), get_task(args.task), get_method(args.method)
+    config = resolve_config(cls, expand_grid([args.method], [args.task], [args.seed], profile)[0].config)
     data = load_imitation_data(task, profile.data, profile.expert_episodes)
     torch.manual_seed(args.seed)
     method = cls(task, data, config, args.seed, torch.device("cpu"), profile.num_steps)
-    fit = method.pretrain(lambda iterable, **_: iterable)
+    fit = method.pretrain(lambda iterable, **_: iterable)  # ROMI: fits and imagines
     print(f"model: one-step error {fit['model/one_step_mse']:.2e} (no change {fit['model/no_change_mse']:.2e})")
-    method.augmentation_round()
-    aug, horizon = method.augmented, config.horizon
     env = make_maze_env(task)
     env.reset(seed=args.seed)
     point, rng = env.unwrapped.point_env, np.random.default_rng(args.seed)
-    keep = len(aug) // horizon
-    print("reverse step | landing error, median pos / vel | p90 pos / vel | the step's own move, median pos / vel")
-    for step in range(horizon):
-        idx = step * keep + rng.choice(keep, min(args.sample, keep), replace=False)
-        err = landing_errors(point, aug.observations[idx], aug.actions[idx], aug.next_observations[idx])
-        move = np.abs(aug.next_observations[idx] - aug.observations[idx])
-        print(f"{step:>12} | {np.median(err[:, :2]):.4f} / {np.median(err[:, 2:]):.4f} | "
-              f"{np.percentile(err[:, :2], 90):.4f} / {np.percentile(err[:, 2:], 90):.4f} | "
-              f"{np.median(move[:, :2]):.4f} / {np.median(move[:, 2:]):.4f}")
-    sup = data.supplementary
-    idx = rng.choice(len(sup), min(args.sample, len(sup)), replace=False)
-    err = landing_errors(point, sup.observations[idx], sup.actions[idx], sup.next_observations[idx])
+
+    def check(rows: Transitions) -> tuple[np.ndarray, np.ndarray]:
+        idx = rng.choice(len(rows), min(args.sample, len(rows)), replace=False)
+        err = landing_errors(point, rows.observations[idx], rows.actions[idx], rows.next_observations[idx])
+        return err, np.abs(rows.next_observations[idx] - rows.observations[idx])
+
+    if args.method == "romi":  # one table: ROMI's buffer interleaves its reverse steps chunk by chunk
+        imagined = method.imagined
+        print(f"imagined transitions: {HEADER}\n{len(imagined):>20} | {summary(*check(imagined))}")
+        idx = rng.choice(len(imagined), min(args.sample, len(imagined)), replace=False)
+        with torch.no_grad():
+            _, log_var = method.model(torch.as_tensor(imagined.next_observations[idx]),
+                                      torch.as_tensor(imagined.actions[idx]))
+        std = torch.exp(0.5 * log_var[method.model.elites]).numpy()
+        print("per elite, share of these rows with predicted position std > 0.05:",
+              " ".join(f"{x:.3f}" for x in (std[..., :2].max(-1) > JUMP).mean(1)))
+    else:
+        method.augmentation_round()
+        aug, horizon = method.augmented, config.horizon
+        keep = len(aug) // horizon
+        print(f"reverse step | {HEADER}")
+        for step in range(horizon):
+            err, move = check(aug.select(step * keep + np.arange(keep), np.zeros(0, np.int64)))
+            print(f"{step:>12} | {summary(err, move)}")
+    err, _ = check(data.supplementary)
     print(f"real D^S transitions: median landing error {np.median(err[:, :2]):.5f} / {np.median(err[:, 2:]):.5f}")
 
 
