@@ -11,7 +11,7 @@ apart there (std of Q(s, a') over uniform actions a'), the actor's advantage wei
 exp(beta A) (clamped as in the update) and the share of the batch's total weight, which is each source's share of
 the actor's advantage-weighted pull; then how far the actor's deterministic action is from the expert's on the
 expert rows, and the final score of ``--episodes`` evaluation episodes (the run's own evaluation starts; on maze2d
-also split by how many cells each start is from the goal)."""
+also split by how many cells each start is from the goal, with where those episodes end and how fast they move)."""
 from __future__ import annotations
 
 import argparse
@@ -63,13 +63,25 @@ def source_table(method, batch, counts: dict[str, int]) -> list[str]:
     return lines
 
 
-def start_distances(task, episodes: int, run_seed: int) -> np.ndarray:
-    """Cells from each evaluation start to the goal cell (shortest path), for the run's own starts."""
+def maze_episodes(act, task, episodes: int, run_seed: int) -> dict[str, np.ndarray]:
+    """The run's own evaluation starts, replayed one by one: per episode, cells from the goal at the start and at
+    the end (shortest path), and the mean speed."""
     env = make_maze_env(task)
     grid = MazeGrid.from_env(env)
     distance = grid.distances_to(task.goal_cell)
-    return np.array([distance[grid.xy_to_cell(_reset(env, task, EVAL_SEED, run_seed, i)[:2])]
-                     for i in range(episodes)])
+    low, high = task.action_bounds()
+    out = {"start": [], "end": [], "speed": []}
+    for i in range(episodes):
+        obs = _reset(env, task, EVAL_SEED, run_seed, i)
+        out["start"].append(distance[grid.xy_to_cell(obs[:2])])
+        speeds, done = [], False
+        while not done:
+            step_obs, _, terminated, truncated, _ = env.step(np.clip(act(obs[None])[0], low, high))
+            obs, done = step_obs["observation"], terminated or truncated
+            speeds.append(np.linalg.norm(obs[2:4]))
+        out["end"].append(distance[grid.xy_to_cell(obs[:2])])
+        out["speed"].append(np.mean(speeds))
+    return {k: np.array(v) for k, v in out.items()}
 
 
 def main() -> None:
@@ -116,13 +128,14 @@ def main() -> None:
         score = normalized_score(returns, reference_returns(task, profile.data))
         print(f"final score over {args.episodes} episodes: {np.mean(score):.1f}")
         if task.family == "maze2d":
-            distance = start_distances(task, args.episodes, args.seed)
-            for low, high in ((0, 3), (4, 8), (9, np.inf)):
-                rows = (distance >= low) & (distance <= high)
+            trace = maze_episodes(method.act, task, args.episodes, args.seed)
+            for near, far in ((0, 3), (4, 8), (9, np.inf)):
+                rows = (trace["start"] >= near) & (trace["start"] <= far)
                 if rows.any():
-                    print(f"  starts {low}-{high} cells from the goal: {rows.sum():>2} episodes, "
-                          f"score {np.mean(score[rows]):6.1f}")
-
+                    print(f"  starts {near}-{far} cells from the goal: {rows.sum():>2} episodes, score "
+                          f"{np.mean(score[rows]):6.1f}, at the end {np.mean(trace['end'][rows]):4.1f} cells from "
+                          f"the goal (start {np.mean(trace['start'][rows]):4.1f}), mean speed "
+                          f"{np.mean(trace['speed'][rows]):.2f}")
 
 if __name__ == "__main__":
     main()
