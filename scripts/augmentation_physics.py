@@ -16,14 +16,9 @@ import argparse
 import numpy as np
 import torch
 
-from benchmark.config import resolve_config
-from benchmark.grid import expand_grid
-from benchmark.profiles import get_profile
-from benchmark.runner import load_imitation_data
 from envs.maze import make_maze_env
-from envs.tasks import get_task
 from methods.data import Transitions
-from methods.registry import get_method
+from scripts.inprocess import add_run_arguments, build_run
 
 
 JUMP = 0.05  # a position error this large is a jump: one step moves ~0.01 (cells are 1 wide)
@@ -51,20 +46,11 @@ def summary(err: np.ndarray, move: np.ndarray) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", choices=("sra", "romi"), default="sra")
-    parser.add_argument("--task", default="maze2d-medium-sparse")
-    parser.add_argument("--profile", default="quick")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sample", type=int, default=300, help="transitions checked (SRA: per reverse step)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; the model cache keys on it, so match the runs' (1 at --workers 2 here)")
+    add_run_arguments(parser, task="maze2d-medium-sparse")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    profile, task, cls = get_profile(args.profile), get_task(args.task), get_method(args.method)
-    config = resolve_config(cls, expand_grid([args.method], [args.task], [args.seed], profile)[0].config)
-    data = load_imitation_data(task, profile.data, profile.expert_episodes)
-    torch.manual_seed(args.seed)
-    method = cls(task, data, config, args.seed, torch.device("cpu"), profile.num_steps)
+    run = build_run(args)
+    method, task = run.method, run.task
     fit = method.pretrain(lambda iterable, **_: iterable)  # ROMI: fits and imagines
     print(f"model: one-step error {fit['model/one_step_mse']:.2e} (no change {fit['model/no_change_mse']:.2e})")
     env = make_maze_env(task)
@@ -88,13 +74,13 @@ def main() -> None:
               " ".join(f"{x:.3f}" for x in (std[..., :2].max(-1) > JUMP).mean(1)))
     else:
         method.augmentation_round()
-        aug, horizon = method.augmented, config.horizon
+        aug, horizon = method.augmented, method.config.horizon
         keep = len(aug) // horizon
         print(f"reverse step | {HEADER}")
         for step in range(horizon):
             err, move = check(aug.select(step * keep + np.arange(keep), np.zeros(0, np.int64)))
             print(f"{step:>12} | {summary(err, move)}")
-    err, _ = check(data.supplementary)
+    err, _ = check(method.data.supplementary)
     print(f"real D^S transitions: median landing error {np.median(err[:, :2]):.5f} / {np.median(err[:, 2:]):.5f}")
 
 

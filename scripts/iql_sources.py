@@ -19,15 +19,10 @@ import argparse
 import numpy as np
 import torch
 
-from benchmark.config import parse_set_options, resolve_config
-from benchmark.grid import expand_grid
-from benchmark.profiles import get_profile
-from benchmark.runner import load_imitation_data, seed_everything
 from envs.evaluation import EVAL_SEED, _reset, evaluate, normalized_score
 from envs.maze import MazeGrid, make_maze_env
 from envs.storage import reference_returns
-from envs.tasks import get_task
-from methods.registry import get_method
+from scripts.inprocess import add_run_arguments, build_run
 
 
 ACTION_PROBES = 8  # uniform actions per state for the Q-spread column
@@ -88,27 +83,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--method", default="sra", help="an IQL-learner method with a MixtureSampler: sra, "
                         "sra-noaug, romi, uds")
-    parser.add_argument("--task", default="maze2d-large-sparse")
-    parser.add_argument("--profile", default="quick")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--every", type=int, default=2500, help="print every this many updates")
     parser.add_argument("--steps", type=int, default=None, help="stop after this many updates (default: the run's "
                         "length; the lr schedules still follow the full run's)")
     parser.add_argument("--episodes", type=int, default=30, help="evaluation episodes at the end (0: none)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="METHOD.KEY=VALUE")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads; the model cache keys on it, so match the runs' (1 at --workers 2 here)")
+    add_run_arguments(parser, task="maze2d-large-sparse")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    profile, task, cls = get_profile(args.profile), get_task(args.task), get_method(args.method)
-    spec = expand_grid([args.method], [args.task], [args.seed], profile,
-                       parse_set_options(args.overrides, [args.method]))[0]
-    config = resolve_config(cls, spec.config)
-    data = load_imitation_data(task, profile.data, profile.expert_episodes)
-    seed_everything(args.seed)
-    num_steps = spec.settings["num_steps"]
-    method = cls(task, data, config, args.seed, torch.device("cpu"), num_steps)
+    run = build_run(args)
+    method, task, num_steps = run.method, run.task, run.num_steps
     method.pretrain(lambda iterable, **_: iterable)
     sample, last = method.sampler.sample, {}
 
@@ -125,7 +107,7 @@ def main() -> None:
             print("\n".join(source_table(method, last["batch"], dict(method.sampler.counts))), flush=True)
     if args.episodes:
         returns = evaluate(method.act, task, args.episodes, run_seed=args.seed)
-        score = normalized_score(returns, reference_returns(task, profile.data))
+        score = normalized_score(returns, reference_returns(task, run.profile.data))
         print(f"final score over {args.episodes} episodes: {np.mean(score):.1f}")
         if task.family == "maze2d":
             trace = maze_episodes(method.act, task, args.episodes, args.seed)
