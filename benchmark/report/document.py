@@ -14,7 +14,8 @@ import pandas as pd
 
 from benchmark import plots
 from benchmark.report.load import (ReportError, ResultsDirs, expert_draw_line, expert_draws, finite, load_results,
-                                   results_dirs, score_matrices, scores_frame, incomplete_reasons)
+                                   results_dirs, score_matrices, scores_frame, incomplete_reasons,
+                                   shared_training_line)
 from benchmark.report.paper import (DEFAULT_PAPER_DIR, LOCOMOTION_NOTE, MAZE_NOTE, load_paper, paper_table,
                                     per_task_table, same_scale_tasks, win_tie_loss, win_tie_loss_detail)
 from benchmark.report.render import Section, render_html, render_latex, render_markdown
@@ -97,7 +98,7 @@ def build_sections(d: ReportData) -> list[Section]:
              "D4RL's maze2d-v1 figures, rewards under D4RL's geometry); cells are mean ± SE over seeds "
              "(SE = std/sqrt(n), std with ddof 1; — when n = 1). Aggregates: rliable, 95% stratified-bootstrap "
              f"percentile CIs over runs, {d.reps} bootstrap reps, numpy seed {d.seed}; only complete variants. "
-             + expert_draw_line(d.done))
+             + expert_draw_line(d.done) + (" " + twins if (twins := shared_training_line(d.done)) else ""))
     aggregate = (f"IQM, mean, median and optimality gap (gamma = {GAMMA:g}) over all runs and tasks, point [95% CI]."
                  if d.complete else "no complete variant: " + ("see Incomplete variants" if variants else "no done runs"))
     if d.complete and d.per_task[d.per_task["variant"].isin(d.complete)]["n"].min() == 1:

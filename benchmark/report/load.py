@@ -134,6 +134,18 @@ def expert_draws(runs: list[dict]) -> dict[str, set[str]]:
     return dict(draws)
 
 
+def shared_training_line(runs: list[dict]) -> str:
+    """A caveat when tasks were scored from one training (maze2d sparse and dense: the runner's ``trained_with``):
+    such runs are not independent, and the bootstrap, which resamples runs per task, does not know it."""
+    twins = [r for r in runs if r.get("trained_with")]
+    if not twins:
+        return ""
+    trainings = len({frozenset([r["run_key"], *r["trained_with"]]) for r in twins}) + len(runs) - len(twins)
+    return (f"{len(twins)} of the {len(runs)} runs share their training with a twin task (one policy scored under "
+            f"both maze2d rewards): {trainings} trainings in all, so CIs over tasks are narrower than as many "
+            "independent runs would give.")
+
+
 def expert_draw_line(runs: list[dict]) -> str:
     """Which D^E the runs used, one line; "MIXED" with the variants under each draw when they differ."""
     counts = sorted({c for r in runs if (c := (r.get("data") or {}).get("expert_episodes")) is not None})

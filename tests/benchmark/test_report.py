@@ -23,7 +23,7 @@ STEPS = [0, 1000, 2000]
 def write_run(root: Path, method: str, task: str, seed: int, last: float, best: float | None = None, *,
               profile: str = "quick", status: str = "done", error: str | None = None,
               steps: list[int] = STEPS, variant: str | None = None, expert_draw: str | None = None,
-              d4rl_protocol: bool = False) -> str:
+              d4rl_protocol: bool = False, trained_with: list[str] | None = None) -> str:
     """One synthetic result.json in the store layout; returns its run key. Without ``expert_draw`` its ``data``
     is as written before that field existed."""
     run_key = f"{method}/{task}/seed{seed}-{'1a2b3c4d' if expert_draw is None else expert_draw}"
@@ -42,6 +42,8 @@ def write_run(root: Path, method: str, task: str, seed: int, last: float, best: 
     }
     if expert_draw is not None:
         result["data"].update(expert_draw=expert_draw, expert_episodes=5)
+    if trained_with:  # as the runner writes a twin of a shared training
+        result["trained_with"] = trained_with
     if d4rl_protocol:  # as the runner writes maze2d results since data v1
         result["evaluation"] = {"protocol": "d4rl-maze2d", "episodes": 30}
         result.update(final_own_expert_pct=last / 2, best_own_expert_pct=best / 2)
@@ -402,3 +404,17 @@ def test_report_says_which_expert_draw_the_results_used(built, tmp_path):
     summary = write_report(root, tmp_path / "both", reps=REPS)
     assert "Under several draws (several runs per seed): bc-exp." in summary.warnings[0]
     assert "several runs of one seed" in summary.incomplete["bc-exp"]
+
+
+def test_report_says_when_twin_tasks_share_a_training(built, tmp_path):
+    assert "twin task" not in built["summary"].markdown
+    root = tmp_path / "results"
+    sparse, dense = "maze2d-umaze-sparse", "maze2d-umaze-dense"
+    for seed in range(2):
+        keys = [f"uds/{task}/seed{seed}-1a2b3c4d" for task in (sparse, dense)]
+        write_run(root, "uds", sparse, seed, 60.0, trained_with=[keys[1]])
+        write_run(root, "uds", dense, seed, 50.0, trained_with=[keys[0]])
+        write_run(root, "bc-exp", sparse, seed, 40.0)  # trained alone
+    summary = write_report(root, tmp_path / "report", reps=REPS)
+    assert "4 of the 6 runs share their training with a twin task" in summary.markdown
+    assert "2 trainings in all" not in summary.markdown and "4 trainings in all" in summary.markdown
