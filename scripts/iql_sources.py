@@ -119,5 +119,6 @@ def main() -> None:
                           f"the goal (start {np.mean(trace['start'][rows]):4.1f}), mean speed "
                           f"{np.mean(trace['speed'][rows]):.2f}")
 
+
 if __name__ == "__main__":
     main()
