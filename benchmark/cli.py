@@ -444,8 +444,8 @@ def perf_cmd(ctx, device, learners, seconds, repeats, obs_dim, act_dim, batch_si
     ceiling = report.zero_overhead_ratio("iql", REFERENCE)
     if ceiling is not None:
         mm = report.matmul_seconds
-        click.echo(f"  ceiling: IQL spends {mm['iql'] * 1e3:.1f} ms/update in matmuls (reference "
-                   f"{mm[REFERENCE] * 1e3:.1f} ms, torch profiler); with no other cost at all it would be "
+        click.echo(f"  ceiling: IQL's matmuls alone, replayed without anything else, take {mm['iql'] * 1e3:.1f} "
+                   f"ms/update (reference's {mm[REFERENCE] * 1e3:.1f} ms); with no other cost at all IQL would be "
                    f"{ceiling:.2f}x the reference at {report.matmul_threads} thread"
                    f"{'s' if report.matmul_threads > 1 else ''}")
     click.echo(f"SAC-N({SACN_DEFAULT_CRITICS}) / IQL:      {ratios(sacn, 'iql', SACN_TARGET, '.3f')}  "

@@ -7,7 +7,8 @@ same way, so the ratios say how our hot loop compares to a plain one.
 Targets: our IQL at least 1.6x the reference, SAC-N (N=25, maze2d's count) at least 1/3 of our IQL.
 Against the machine: each update's FLOPs (torch's FLOP counter) and the fp32 matmul peak at the nets' main
 shape (256 x 256 x 256, the faster of oneDNN and the stock matmul, per thread count) give a limit in updates/s;
-the report gives each learner's share of it.
+the report gives each learner's share of it. For IQL and the reference it also replays each update's matmuls
+alone (``matmul_replay``), timed in the same rounds: how fast IQL would be if nothing but its matmuls took time.
 On CPU our nets run their matmuls through oneDNN where that wins (``methods.nets.ONEDNN_LINEAR``, a per-CPU
 rule); ``onednn=True/False`` times either path, to see what it buys on a given machine.
 """
@@ -28,6 +29,7 @@ from core.errors import BenchError
 from methods.base import synchronize
 
 REFERENCE = "iql-corl"     # the row of the CORL-style reference IQL
+MATMULS = ":matmuls"       # suffix of the timed rows that replay a learner's matmuls alone (matmul_replay)
 IQL_TARGET = 1.6           # ours / reference (sampling included on both sides)
 SACN_TARGET = 1 / 3        # SAC-N(25) / ours IQL
 SACN_DEFAULT_CRITICS = 25  # maze2d's N (CORL's per-dataset table)
@@ -62,7 +64,7 @@ class PerfReport:
     flops: dict[str, float] = field(default_factory=dict)        # per update, per learner row
     peak_flops: dict[int, float] = field(default_factory=dict)   # FLOP/s of the nets' matmul shape, per thread count
     bf16: bool = False  # our learners' updates under bf16 autocast (the reference stays fp32)
-    matmul_seconds: dict[str, float] = field(default_factory=dict)  # CPU: per update, in matmul kernels (profiler)
+    matmul_seconds: dict[str, float] = field(default_factory=dict)  # per update: its matmuls replayed alone
     matmul_threads: int | None = None                                 # the thread count those were measured at
 
     def zero_overhead_ratio(self, learner: str, reference: str) -> float | None:
@@ -209,18 +211,61 @@ def matmul_peak(device: torch.device, seconds: float = 0.5, shape: tuple[int, in
     return 2 * m * k * n / best
 
 
-MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "mkldnn::_linear_pointwise")
+MATMUL_OPS = ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation",
+              "mkldnn::_linear_pointwise")
 
 
-def matmul_seconds_per_update(update: Callable[[], object], updates: int = 10, warmup: int = 5) -> float:
-    """CPU seconds per call of ``update`` spent inside matmul kernels (torch profiler, self time)."""
-    from torch.profiler import ProfilerActivity, profile
-    for _ in range(warmup):
+@dataclass(frozen=True)
+class TensorSpec:
+    """What a replay needs of a recorded operand: its layout, not its values."""
+    shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    dtype: torch.dtype
+    device: torch.device
+
+    def make(self, generator: torch.Generator) -> torch.Tensor:
+        """A tensor of this layout (broadcast strides kept) with values in [-1, 1)."""
+        size = 1 + sum((n - 1) * s for n, s in zip(self.shape, self.stride))
+        values = torch.rand(size, generator=generator, dtype=torch.float32) * 2 - 1
+        return values.to(self.device, self.dtype).as_strided(self.shape, self.stride)
+
+
+class _MatmulRecorder(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records every matmul kernel call (forward and backward: the mode sits under autograd) with the layout of
+    its tensor operands."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls: list[tuple[object, tuple, dict]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func._schema.name in MATMUL_OPS:
+            def spec(a):
+                return TensorSpec(tuple(a.shape), tuple(a.stride()), a.dtype, a.device) if isinstance(a, torch.Tensor) else a
+            self.calls.append((func, tuple(spec(a) for a in args), {k: spec(v) for k, v in kwargs.items()}))
+        return func(*args, **kwargs)
+
+
+def matmul_replay(update: Callable[[], object], seed: int = 0) -> Callable[[], None]:
+    """The matmul kernels one call of ``update`` runs (after a warm-up call), as a function that runs just
+    those: the same ops on operands of the same shapes and strides, and nothing else -- no autograd, no
+    elementwise ops, no optimizer, no Python around them. Its time is what an update cannot go below without
+    fewer FLOPs or faster matmuls, measured without the per-op cost a profiler adds."""
+    update()
+    with _MatmulRecorder() as recorder:
         update()
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(updates):
-            update()
-    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in MATMUL_OPS) / 1e6 / updates
+    generator = torch.Generator().manual_seed(seed)
+
+    def materialize(a):
+        return a.make(generator) if isinstance(a, TensorSpec) else a
+    calls = [(func, tuple(materialize(a) for a in args), {k: materialize(v) for k, v in kwargs.items()})
+             for func, args, kwargs in recorder.calls]
+
+    def replay() -> None:
+        for func, args, kwargs in calls:
+            func(*args, **kwargs)
+    return replay
 
 
 # ------------------------------------------------------------------------------------------------ timing
@@ -307,13 +352,17 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
             for count in thread_counts:
                 torch.set_num_threads(count)
                 report.peak_flops[count] = matmul_peak(dev, seconds)
-                if dev.type == "cpu" and report.matmul_threads is None and not compile:
+                timed = list(rows)
+                if report.matmul_threads is None:  # the IQL rows' matmuls alone, timed in the same rounds
                     report.matmul_threads = count
-                    for row, make in rows:
-                        torch.manual_seed(seed)
-                        report.matmul_seconds[row] = matmul_seconds_per_update(make(False))
-                for row, seconds_taken in _time_interleaved(rows, report, dev, seconds, compile, warmup, repeats, seed):
-                    report.measurements.append(Measurement(row, count, *seconds_taken))
+                    timed += [(row + MATMULS, lambda c, make=make: matmul_replay(make(False), seed))
+                              for row, make in rows if row in ("iql", REFERENCE)]
+                for row, (updates, taken) in _time_interleaved(timed, report, dev, seconds, compile, warmup, repeats,
+                                                               seed):
+                    if row.endswith(MATMULS):
+                        report.matmul_seconds[row.removesuffix(MATMULS)] = taken / updates
+                    else:
+                        report.measurements.append(Measurement(row, count, updates, taken))
         finally:
             torch.set_num_threads(default_threads)
     return report

@@ -143,7 +143,7 @@ def _mlp_pair(hidden):
 
 def _ensemble_pair(hidden):
     """An ensemble critic's net through ``ensemble_forward`` (members one by one through oneDNN) and through
-    its stock batched matmuls (the path it takes with oneDNN off); the same parameters."""
+    its stock batched matmuls (the path it takes on GPU); the same parameters."""
     torch.manual_seed(0)
     net = nets.EnsembleCritic(5, 6, num_critics=3, hidden=hidden).net
     return (lambda x: nets.ensemble_forward(net, x)), net, list(net.parameters()), list(net.parameters())
