@@ -66,6 +66,9 @@ def test_gaussian_actor_is_a_normal_around_the_squashed_mean_with_one_std_per_di
 
 
 def test_actor_samples_carry_their_own_log_prob_and_stay_in_bounds():
+    # seeded: unseeded, the init and obs came from whatever state earlier tests left the global RNG in, and a
+    # draw with |u| > ~9 saturates tanh to exactly 1.0 in float32 (a flaky failure under pytest-xdist)
+    torch.manual_seed(0)
     actor = nets.TanhGaussianActor(4, 2, hidden=(16,))
     obs = torch.randn(256, 4)
     action, log_prob = actor.sample(obs, torch.Generator().manual_seed(0))
