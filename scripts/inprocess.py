@@ -24,7 +24,8 @@ class InProcessRun:
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, task: str) -> None:
-    """--profile, --seed, --set and --threads, as `bench run` reads them (--method and --task are the script's)."""
+    """--task (default ``task``), --profile, --seed, --set and --threads, as `bench run` reads them; --method is the
+    script's (its choices differ)."""
     parser.add_argument("--task", default=task)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--seed", type=int, default=0)
