@@ -187,12 +187,14 @@ class Grid:
 
 def resolve_grid(methods: Names | None = None, envs: Names | None = None, seeds: int | str | list[int] | None = None,
                  profile: str | None = None, expert_draw: str | None = None, overrides: Sequence[str] = (),
-                 config: str | Path | None = None, grid: str | None = None, precision: str | None = None) -> Grid:
+                 config: str | Path | None = None, grid: str | None = None, precision: str | None = None,
+                 compile: bool = False) -> Grid:
     """The runs of methods x tasks x seeds, every name and override validated. ``config`` (a YAML/TOML grid file)
     or ``grid`` (a named grid: paper-table1, paper-table4) supplies what the arguments leave out; the rest
     defaults to DEFAULT_METHODS on DEFAULT_ENVS, DEFAULT_SEEDS seeds, the quick profile and the first-5 D^E.
     ``overrides``: ``"METHOD.KEY=VALUE"`` strings, as ``bench run --set``; ``precision``: fp32 (default) or
-    bf16 learner updates (benchmark/precision.py)."""
+    bf16 learner updates (benchmark/precision.py); ``compile``: learner updates as one compiled graph where the
+    learner has that path (methods/compiled_step.py). Both enter the runs' settings and keys."""
     from benchmark.config import GridFile, load_grid_file, merge_overrides, parse_seeds, parse_set_options
     from benchmark.grid import DEFAULT_EXPERT_DRAW, expand_grid
     from benchmark.grids import named_grid
@@ -217,7 +219,7 @@ def resolve_grid(methods: Names | None = None, envs: Names | None = None, seeds:
     merged = merge_overrides(layer.overrides, parse_set_options(list(overrides), method_names))
     specs = expand_grid(method_names, task_names, seed_list, chosen, merged, note=log.warning,
                         expert_draw=expert_draw or layer.expert_draw or DEFAULT_EXPERT_DRAW,
-                        precision=precision or DEFAULT_PRECISION)
+                        precision=precision or DEFAULT_PRECISION, compile=compile)
     return Grid(specs, chosen, *(list(dict.fromkeys(v)) for v in (method_names, task_names, seed_list)))
 
 
@@ -303,20 +305,20 @@ def run(methods: Names | None = None, envs: Names | None = None, seeds: int | st
         gpus_per_run: float = 0.0, max_retries: int = 2, ray_results: str = "shared", device: str = "auto",
         force: bool = False, retry_failed: bool = False, generate_missing: bool = False, tensorboard: bool = False,
         progress: bool = True, shared_training: bool = True, precision: str | None = None,
-        threads: int | None = None) -> RunOutcome:
+        threads: int | None = None, compile: bool = False) -> RunOutcome:
     """Run a grid of methods x tasks x seeds into ``out`` (see ``resolve_grid`` for the grid's arguments and
     ``make_executor`` for the executor's); finished runs are skipped, interrupted ones resume. Trained dynamics
     models are shared by the grid's runs through ``out/model-cache`` unless $BENCH_MODEL_CACHE says otherwise
     (empty: no cache). A failed run does not raise: it is in the outcome's ``summary.failed``. ``threads``: torch
     threads per run on the local executor (default: cores // workers)."""
     from benchmark.executor import run_grid
-    resolved = resolve_grid(methods, envs, seeds, profile, expert_draw, overrides, config, grid, precision)
+    resolved = resolve_grid(methods, envs, seeds, profile, expert_draw, overrides, config, grid, precision, compile)
     if precision == "bf16" and executor == "local":
         from benchmark.precision import BF16_CPU_FLAGS, bf16_native
         from benchmark.runner import resolve_device
         if resolve_device(device).type == "cpu" and not bf16_native("cpu"):
-            log.warning(f"--precision bf16 on a CPU without bf16 instructions ({' or '.join(BF16_CPU_FLAGS)}): "
-                        "bf16 is emulated here and slower than fp32")
+            log.warning(f"--precision bf16 on a CPU without bf16 matmul units ({' or '.join(BF16_CPU_FLAGS)}): "
+                        "bf16 is slower than fp32 here")
     runner = make_executor(executor, workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device,
                            threads)
     options = _run_options(out, device, tensorboard, progress, shared_training, threads)
@@ -341,12 +343,12 @@ def plan(methods: Names | None = None, envs: Names | None = None, seeds: int | s
          executor: str = "local", workers: int | None = None, address: str | None = None, cpus_per_run: float = 1.0,
          gpus_per_run: float = 0.0, max_retries: int = 2, ray_results: str = "shared", device: str = "auto",
          force: bool = False, retry_failed: bool = False, shared_training: bool = True,
-         precision: str | None = None, threads: int | None = None) -> Plan:
+         precision: str | None = None, threads: int | None = None, compile: bool = False) -> Plan:
     """What ``run`` with these arguments would do and cost (calibrated here); runs nothing."""
     from benchmark.estimate import estimate
     from benchmark.executor import plan_jobs
     from benchmark.store import iter_results
-    resolved = resolve_grid(methods, envs, seeds, profile, expert_draw, overrides, config, grid, precision)
+    resolved = resolve_grid(methods, envs, seeds, profile, expert_draw, overrides, config, grid, precision, compile)
     runner = make_executor(executor, workers, address, cpus_per_run, gpus_per_run, max_retries, ray_results, device,
                            threads)
     options = _run_options(out, device, False, False, shared_training, threads)

@@ -66,16 +66,18 @@ def unique(values: list, what: str, note=None) -> list:
 
 def expand_grid(methods: list[str], tasks: list[str], seeds: list[int], profile: Profile,
                 overrides: Overrides | None = None, note=None, expert_draw: str = DEFAULT_EXPERT_DRAW,
-                precision: str = DEFAULT_PRECISION) -> list[RunSpec]:
+                precision: str = DEFAULT_PRECISION, compile: bool = False) -> list[RunSpec]:
     """Validate every name, override and Config value up front, then list the runs (method-major order);
     repeated methods, tasks or seeds are dropped (``note`` hears about it). ``expert_draw``: see EXPERT_DRAWS;
-    ``precision``: see benchmark/precision.py."""
+    ``precision``: see benchmark/precision.py; ``compile``: learner updates as one compiled graph
+    (methods/compiled_step.py)."""
     overrides = overrides or {}
     if precision not in PRECISIONS:
         raise BenchError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     # defaults are left out of the settings, so the run keys of runs from before a setting stay the same
     choices = {**({} if check_expert_draw(expert_draw) == DEFAULT_EXPERT_DRAW else {"expert_draw": expert_draw}),
-               **({} if precision == DEFAULT_PRECISION else {"precision": precision})}
+               **({} if precision == DEFAULT_PRECISION else {"precision": precision}),
+               **({"compile": True} if compile else {})}
     methods, tasks, seeds = unique(methods, "method", note), unique(tasks, "task", note), unique(seeds, "seed", note)
     for method in overrides:
         if method not in methods:

@@ -309,7 +309,9 @@ def _ours(name: str, critics: int | None, task, device: torch.device, compile_up
     config = config_cls(num_critics=critics) if name == "sacn" else config_cls()
     config = replace(config, **learner_task_defaults(config, task, f"bench perf {name}"))
     learner = build_learner(config, task, device)
-    return torch.compile(learner.update) if compile_update else learner.update
+    if compile_update and not learner.compile_update():  # no one-graph path: compile the eager update
+        return torch.compile(learner.update)
+    return learner.update
 
 
 def _reference(task, device: torch.device):
@@ -324,7 +326,8 @@ def measure(learners: str | list[tuple[str, int | None]] = DEFAULT_LEARNERS, dev
     """Updates/s of each learner, and of the reference IQL when IQL is asked for, per thread count.
 
     ``threads`` defaults to [1, the default count]; the torch thread count is restored afterwards.
-    ``compile`` wraps our learners' ``update`` in ``torch.compile`` (the reference stays eager); a learner
+    ``compile`` compiles our learners' updates as ``bench run --compile`` does (``LearnerBase.compile_update``;
+    a learner without that path: ``torch.compile`` of its ``update``); the reference stays eager. A learner
     that fails to compile is timed eagerly and the report notes it. ``onednn`` switches our nets' oneDNN
     matmuls on or off for the call (None: this CPU's default; restored afterwards). ``bf16`` runs our learners'
     updates under bf16 autocast (benchmark/precision.py); the reference and the matmul peak stay fp32."""

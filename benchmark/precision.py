@@ -3,7 +3,8 @@
 fp32 is the default and the only precision results are compared in. bf16 runs each ``method.update`` under
 ``torch.autocast(dtype=torch.bfloat16)``: matmuls in bf16, everything autocast keeps in fp32 (losses'
 reductions, optimizers, evaluation, pretraining) stays fp32. It pays off only where the hardware has bf16
-matmul instructions (CPU: AMX or AVX512-BF16; GPU: Ampere or newer); elsewhere bf16 is emulated and slower.
+matmul units (CPU: AMX; GPU: Ampere or newer); elsewhere bf16 is slower (emulated, or AVX512-BF16's dot
+products, which lost to fp32 on the one such CPU measured).
 A bf16 run is its own run (``precision`` enters the run's settings and key) since its numbers differ.
 """
 from __future__ import annotations
@@ -13,11 +14,13 @@ import contextlib
 PRECISIONS = {"fp32": "float32 everywhere (the default)",
               "bf16": "learner updates under bf16 autocast (opt-in; fast only with bf16 hardware)"}
 DEFAULT_PRECISION = "fp32"
-BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+# AMX only: on an Intel Xeon with AVX512-BF16 but no AMX (Emerald Rapids VM, 2026-12-07) bf16 ran IQL's updates
+# at 0.6x fp32 (its matmuls alone: 7.3 vs 3.8 ms per update; docs/performance.md)
+BF16_CPU_FLAGS = ("amx_bf16",)
 
 
 def bf16_native(device: torch.device | str) -> bool:
-    """Whether ``device`` has bf16 matmul hardware (CPU: AMX or AVX512-BF16 in /proc/cpuinfo)."""
+    """Whether ``device`` has bf16 matmul hardware that beats fp32 (CPU: AMX in /proc/cpuinfo)."""
     import torch
     device = torch.device(device)
     if device.type == "cuda":

@@ -40,6 +40,7 @@ from envs.tasks import TaskSpec, get_task
 from methods import nets
 from methods.base import synchronize
 from methods.data import ImitationData, Transitions
+from methods.learners import compile_learners
 from methods.registry import get_method
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -256,6 +257,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
 
     seed_everything(spec.seed)
     method = method_cls(task, data, config, spec.seed, device, spec.settings["num_steps"])
+    if spec.settings.get("compile") and not compile_learners(method.parts()):
+        warn(f"note: --compile: {spec.method} has no compiled learner update; its updates run eagerly")
     checkpoint_path = directory / CHECKPOINT_FILE
     checkpoint = _load_checkpoint(checkpoint_path, warn)
     if checkpoint is not None and "curves" not in checkpoint:  # a checkpoint from before shared training

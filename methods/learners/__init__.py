@@ -51,3 +51,10 @@ def build_learner(config: Any, task: TaskInfo, device: torch.device | str, sched
             return learner
     raise TypeError(f"not a learner config: {type(config).__name__}; valid: "
                     f"{', '.join(c.__name__ for _, c in LEARNERS.values())}")
+
+
+def compile_learners(parts: dict[str, Any]) -> list[str]:
+    """Switch each learner among a method's ``parts()`` to its compiled update (``LearnerBase.compile_update``,
+    methods/compiled_step.py); the names of those that have one (``bench run --compile``)."""
+    from methods.learners.base import LearnerBase
+    return [name for name, part in parts.items() if isinstance(part, LearnerBase) and part.compile_update()]

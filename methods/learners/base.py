@@ -18,6 +18,12 @@ class LearnerBase:
     actor: nn.Module
     num_updates: int
     schedules: tuple[Schedule, ...] = ()
+    _compiled = None  # set by compile_update
+
+    def compile_update(self) -> bool:
+        """Run each later update as one compiled graph (methods/compiled_step.py) where this learner has that
+        path; False (and nothing changes) where it has not."""
+        return False
 
     def parts(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
         raise NotImplementedError

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from methods.compiled_step import CompiledUpdate
 from methods.learners.base import LearnerBase, bc_log_likelihood, ensemble_td_loss
 from methods.nets import (EnsembleCritic, GaussianActor, TanhGaussianActor, ValueFunction, adam, frozen_copy,
                          gradient_step, soft_update)
@@ -79,7 +80,9 @@ class IQL(LearnerBase):
                 "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
                 "value_optimizer": self.value_optimizer}
 
-    def update(self, batch) -> dict[str, torch.Tensor]:
+    def losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The value, critic and actor losses, summed (each reads only its own net's parameters: target Q, V(s')
+        and the advantage come from before any step), and what to log."""
         c = self.config
         obs, act = batch["obs"], batch["act"]
         with torch.no_grad():
@@ -88,11 +91,24 @@ class IQL(LearnerBase):
         loss_v, advantage = value_loss(self.value, target_q, obs, c.expectile)
         loss_q = critic_loss(self.critic, obs, act, batch["reward"], batch["done"], next_v, c.gamma)
         loss_pi = actor_loss(self.actor, batch, advantage, c.temperature, c.max_weight, c.bc_weight)
-        # Each loss reads only its own net's parameters (target Q, V(s') and the advantage come from before any
-        # step), so one backward of the sum and three steps = CORL's V step, then Q step, then actor step.
-        gradient_step((self.value_optimizer, self.critic_optimizer, self.actor_optimizer), loss_v + loss_q + loss_pi)
-        soft_update(self.critic_target, self.critic, c.tau)
+        return loss_v + loss_q + loss_pi, {"loss/value": loss_v.detach(), "loss/critic": loss_q.detach(),
+                                           "loss/actor": loss_pi.detach(), "advantage": advantage.mean()}
+
+    def update(self, batch) -> dict[str, torch.Tensor]:
+        if self._compiled is not None:
+            logs = self._compiled(batch)
+        else:
+            # one backward of the sum and three steps = CORL's V step, then Q step, then actor step
+            total, logs = self.losses(batch)
+            gradient_step((self.value_optimizer, self.critic_optimizer, self.actor_optimizer), total)
+            soft_update(self.critic_target, self.critic, self.config.tau)
         self.num_updates += 1
         self.after_update()
-        return {"loss/value": loss_v.detach(), "loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(),
-                "advantage": advantage.mean()}
+        return logs
+
+    def compile_update(self) -> bool:
+        """From now on, each update runs as one compiled graph (methods/compiled_step.py)."""
+        self._compiled = CompiledUpdate(self.losses, {"actor": self.actor, "critic": self.critic, "value": self.value},
+                                        (self.value_optimizer, self.critic_optimizer, self.actor_optimizer),
+                                        [(self.critic_target, self.critic)], self.config.tau)
+        return True

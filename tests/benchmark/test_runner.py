@@ -307,3 +307,20 @@ def test_pretrain_metrics_and_method_phases_reach_the_result_also_after_a_resume
         assert result["pretrain_metrics"] == {"fit": 0.25}
         assert result["phase_times_s"]["method/warm"] >= 0.01 and result["phase_times_s"]["method/never"] == 0.0
     assert "pretrain_metrics" not in run_one(spec(), options(tmp_path / "c"))  # bc-exp: no pretraining
+
+
+def test_a_compiled_run_is_its_own_run_and_resumes_like_an_uninterrupted_one(umaze_smoke, tmp_path):
+    """``bench run --compile``: UDS's IQL updates as one compiled graph (methods/compiled_step.py; equal to the
+    eager update within float rounding: tests/methods/test_iql_plain_reference.py); killed and resumed, the same
+    curve as a run straight through."""
+    compiled = expand_grid(["uds"], ["maze2d-umaze-sparse"], [0], SMOKE, compile=True)[0]
+    assert compiled.settings["compile"] is True
+    assert compiled.run_key != spec("uds").run_key
+    warnings = []
+    straight = run_one(compiled, options(tmp_path / "a"), warn=warnings.append)
+    assert straight["status"] == "done", straight.get("error")
+    assert not [w for w in warnings if "--compile" in w], warnings  # UDS's learner took the compiled path
+    with pytest.raises(SimulatedKill):
+        run_one(compiled, options(tmp_path / "b", stop_after_step=250))
+    resumed = run_one(compiled, options(tmp_path / "b"))
+    assert resumed["curve"] == straight["curve"]

@@ -102,16 +102,23 @@ def _batch(seed: int) -> dict[str, torch.Tensor]:
             "expert": (torch.rand(BATCH, generator=g) < 0.5).float()}
 
 
-@pytest.mark.parametrize("onednn", [False, True])
-def test_our_iql_update_equals_a_plain_nn_linear_iql(onednn):
-    if onednn and not nets.onednn_available():
+@pytest.mark.parametrize("path", ["stock", "onednn", "compiled"])
+def test_our_iql_update_equals_a_plain_nn_linear_iql(path):
+    """Eager (stock or oneDNN matmuls) and compiled (methods/compiled_step.py: one graph, Adam written out);
+    the actor's lr changes half way, as a schedule would change it."""
+    if path == "onednn" and not nets.onednn_available():
         pytest.skip("oneDNN's fused linear is not available here")
-    with nets.use_onednn(onednn):
+    with nets.use_onednn(path == "onednn"):
         torch.manual_seed(0)
         ours = IQL(OBS, ACT, CONFIG, torch.device("cpu"))
         plain = PlainIQL(ours)
+        if path == "compiled":
+            assert ours.compile_update()
         before = [p.detach().clone() for p in ours.actor.trunk.parameters()]
         for step in range(5):
+            if step == 3:
+                for optimizer in (ours.actor_optimizer, plain.pi_opt):
+                    optimizer.param_groups[0]["lr"] = CONFIG.actor_lr / 10
             ours.update(_batch(step))
             plain.update(_batch(step))
     pairs = {"actor": (ours.actor.trunk, plain.actor), "value": (ours.value.net, plain.value)}
