@@ -16,6 +16,7 @@ the same machine gives the same numbers.
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable, Sequence
 
 import torch
@@ -49,19 +50,32 @@ class CompiledUpdate:
                 raise ValueError(f"an optimizer holds {missing} parameters of no net given to CompiledUpdate")
         groups = self._groups()
         self.group_names = [[self.names[id(p)] for p in group["params"]] for group in groups]
-        # each group's lr as a tensor, filled before each call: lr schedules then cost no recompilation
-        self.lrs = [torch.zeros((), device=group["params"][0].device) for group in groups]
+        # per group, Adam's step size lr / (1 - beta1^t) and sqrt(1 - beta2^t) as tensors filled before each call:
+        # lr schedules then cost no recompilation, and the generated loops do not recompute powers per element
+        self.scalars = [torch.zeros(2, device=group["params"][0].device) for group in groups]
+        self._steps: list[tuple[torch.Tensor, int] | None] = [None] * len(groups)  # (step tensor, its value)
         self.targets = [(list(target.parameters()), list(source.parameters())) for target, source in targets]
         self._step = torch.compile(self._update, dynamic=False, **_RECOMPILE_LIMIT)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         groups = self._groups()
-        for group, lr in zip(groups, self.lrs, strict=True):
-            lr.fill_(group["lr"])
+        state = [self._adam_state(group) for group in groups]
+        for i, (group, scalars) in enumerate(zip(groups, self.scalars, strict=True)):
+            t = self._next_step(i, state[i][0][0])
+            beta1, beta2 = group["betas"]
+            scalars.copy_(torch.tensor([group["lr"] / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)]))
         # the other hyper-parameters as constants (the graph is rebuilt if one changes); not the group dicts,
         # whose every value, the lr included, the compiled graph would otherwise be specialized on
         hyper = [(*group["betas"], group["eps"], group["weight_decay"]) for group in groups]
-        return self._step(batch, [self._adam_state(group) for group in groups], hyper)
+        return self._step(batch, state, hyper)
+
+    def _next_step(self, i: int, step: torch.Tensor) -> int:
+        """The step group ``i`` is about to take (every parameter of a group steps together), counted here: the
+        step tensor is read only when it is new (first call, a loaded checkpoint), so no device sync per call."""
+        known = self._steps[i]
+        t = (known[1] if known is not None and known[0] is step else int(step.item())) + 1
+        self._steps[i] = (step, t)
+        return t
 
     def _groups(self) -> list[dict]:
         return [group for optimizer in self.optimizers for group in optimizer.param_groups]
@@ -84,34 +98,34 @@ class CompiledUpdate:
     def _update(self, batch: dict[str, torch.Tensor], state: list[list[list[torch.Tensor]]],
                 hyper: list[tuple[float, float, float, float]]) -> dict[str, torch.Tensor]:
         params = dict(self.nets.named_parameters())
-        trainable = {name: params[name].clone() for group_names in self.group_names for name in group_names}
+        trainable = {name: params[name].detach() for group_names in self.group_names for name in group_names}
 
         def total_loss(p: dict[str, torch.Tensor]):
             return torch.func.functional_call(self.nets, p, (batch,), strict=False, tie_weights=False)
 
         grads, logs = torch.func.grad(total_loss, has_aux=True)(trainable)
-        for group_names, group_state, lr, (beta1, beta2, eps, weight_decay) in zip(self.group_names, state, self.lrs,
-                                                                                  hyper):
+        for group_names, group_state, scalars, (beta1, beta2, eps, weight_decay) in zip(self.group_names, state,
+                                                                                       self.scalars, hyper):
+            step_size, bias_correction2_sqrt = scalars.unbind()
             for name, (step, exp_avg, exp_avg_sq) in zip(group_names, group_state):
-                _adam(params[name], grads[name], step, exp_avg, exp_avg_sq, lr, beta1, beta2, eps, weight_decay)
+                _adam(params[name], grads[name], step, exp_avg, exp_avg_sq, step_size, bias_correction2_sqrt,
+                      beta1, beta2, eps, weight_decay)
         for target, source in self.targets:
             torch._foreach_lerp_(target, source, self.tau)
         return logs
 
 
 def _adam(p: torch.Tensor, grad: torch.Tensor, step: torch.Tensor, exp_avg: torch.Tensor,
-          exp_avg_sq: torch.Tensor, lr: torch.Tensor, beta1: float, beta2: float, eps: float,
-          weight_decay: float) -> None:
-    """One ``torch.optim.Adam`` step of one parameter (amsgrad off), in place."""
+          exp_avg_sq: torch.Tensor, step_size: torch.Tensor, bias_correction2_sqrt: torch.Tensor, beta1: float,
+          beta2: float, eps: float, weight_decay: float) -> None:
+    """One ``torch.optim.Adam`` step of one parameter (amsgrad off), in place; ``step_size`` = lr / (1 -
+    beta1^t) and ``bias_correction2_sqrt`` = sqrt(1 - beta2^t) for the step t being taken."""
     if weight_decay:
         grad = grad + weight_decay * p
     step.add_(1)
     exp_avg.lerp_(grad, 1 - beta1)
     exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    bias_correction1 = 1 - beta1 ** step
-    bias_correction2_sqrt = (1 - beta2 ** step).sqrt()
-    denom = exp_avg_sq.sqrt() / bias_correction2_sqrt + eps
-    p.sub_(lr / bias_correction1 * exp_avg / denom)
+    p.sub_(step_size * exp_avg / (exp_avg_sq.sqrt() / bias_correction2_sqrt + eps))
 
 
 def _check_adam(optimizer: torch.optim.Optimizer) -> None:
