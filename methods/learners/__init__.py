@@ -11,6 +11,7 @@ import torch
 from core.tasks import TaskInfo
 from methods.base import task_kind
 from methods.learners.awac import AWAC, AWACConfig
+from methods.learners.base import LearnerBase
 from methods.learners.iql import IQL, IQLConfig
 from methods.learners.sacn import SACN, SACNConfig
 from methods.learners.schedules import Schedule
@@ -56,5 +57,4 @@ def build_learner(config: Any, task: TaskInfo, device: torch.device | str, sched
 def compile_learners(parts: dict[str, Any]) -> list[str]:
     """Switch each learner among a method's ``parts()`` to its compiled update (``LearnerBase.compile_update``,
     methods/compiled_step.py); the names of those that have one (``bench run --compile``)."""
-    from methods.learners.base import LearnerBase
     return [name for name, part in parts.items() if isinstance(part, LearnerBase) and part.compile_update()]
