@@ -39,17 +39,17 @@ class CompiledUpdate:
 
     def __init__(self, losses: Losses, nets: dict[str, nn.Module], optimizers: Sequence[torch.optim.Optimizer],
                  targets: Sequence[tuple[nn.Module, nn.Module]] = (), tau: float = 0.0):
-        self.losses, self.optimizers, self.tau = losses, tuple(optimizers), tau
+        self.optimizers, self.tau = tuple(optimizers), tau
         self.nets = nn.ModuleDict(nets)  # shares the modules: functional_call swaps their parameters ...
         self.nets.forward = losses  # ... and calls this
-        self.names = {id(p): name for name, p in self.nets.named_parameters()}
+        names = {id(p): name for name, p in self.nets.named_parameters()}
         for optimizer in self.optimizers:
             _check_adam(optimizer)
-            missing = sum(id(p) not in self.names for group in optimizer.param_groups for p in group["params"])
+            missing = sum(id(p) not in names for group in optimizer.param_groups for p in group["params"])
             if missing:
                 raise ValueError(f"an optimizer holds {missing} parameters of no net given to CompiledUpdate")
-        groups = self._groups()
-        self.group_names = [[self.names[id(p)] for p in group["params"]] for group in groups]
+        groups = [group for _, group in self._groups()]
+        self.group_names = [[names[id(p)] for p in group["params"]] for group in groups]
         # per group, Adam's step size lr / (1 - beta1^t) and sqrt(1 - beta2^t) as tensors filled before each call:
         # lr schedules then cost no recompilation, and the generated loops do not recompute powers per element
         self.scalars = [torch.zeros(2, device=group["params"][0].device) for group in groups]
@@ -58,8 +58,9 @@ class CompiledUpdate:
         self._step = torch.compile(self._update, dynamic=False, **_RECOMPILE_LIMIT)
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        groups = self._groups()
-        state = [self._adam_state(group) for group in groups]
+        pairs = self._groups()
+        state = [_adam_state(optimizer, group) for optimizer, group in pairs]
+        groups = [group for _, group in pairs]
         for i, (group, scalars) in enumerate(zip(groups, self.scalars, strict=True)):
             t = self._next_step(i, state[i][0][0])
             beta1, beta2 = group["betas"]
@@ -77,22 +78,9 @@ class CompiledUpdate:
         self._steps[i] = (step, t)
         return t
 
-    def _groups(self) -> list[dict]:
-        return [group for optimizer in self.optimizers for group in optimizer.param_groups]
-
-    def _adam_state(self, group: dict) -> list[list[torch.Tensor]]:
-        """Per parameter of the group: [step, exp_avg, exp_avg_sq] from its optimizer's state, created as
-        ``torch.optim.Adam`` creates them on its first step (so checkpoints move between the two paths)."""
-        optimizer = next(o for o in self.optimizers if any(g is group for g in o.param_groups))
-        state = []
-        for p in group["params"]:
-            s = optimizer.state[p]
-            if not s:
-                s["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
-                s["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                s["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            state.append([s["step"], s["exp_avg"], s["exp_avg_sq"]])
-        return state
+    def _groups(self) -> list[tuple[torch.optim.Optimizer, dict]]:
+        """(optimizer, param group) for every group, read afresh (``load_state_dict`` replaces the groups)."""
+        return [(optimizer, group) for optimizer in self.optimizers for group in optimizer.param_groups]
 
     @torch.no_grad()
     def _update(self, batch: dict[str, torch.Tensor], state: list[list[list[torch.Tensor]]],
@@ -113,6 +101,20 @@ class CompiledUpdate:
         for target, source in self.targets:
             torch._foreach_lerp_(target, source, self.tau)
         return logs
+
+
+def _adam_state(optimizer: torch.optim.Optimizer, group: dict) -> list[list[torch.Tensor]]:
+    """Per parameter of the group: [step, exp_avg, exp_avg_sq] from the optimizer's state, created as
+    ``torch.optim.Adam`` creates them on its first step (so checkpoints move between the two paths)."""
+    state = []
+    for p in group["params"]:
+        s = optimizer.state[p]
+        if not s:
+            s["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+            s["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            s["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        state.append([s["step"], s["exp_avg"], s["exp_avg_sq"]])
+    return state
 
 
 def _adam(p: torch.Tensor, grad: torch.Tensor, step: torch.Tensor, exp_avg: torch.Tensor,
