@@ -504,7 +504,10 @@ def perf_profile_cmd(methods, task, profile_name, device, updates, threads) -> N
               help="Torch threads per run (bench run gives each worker cores / workers).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--generate-missing", is_flag=True, help="Generate the task's data first if it is missing.")
-def perf_loop_cmd(methods, task, profile, steps, device, threads, seed, generate_missing) -> None:
+@click.option("--compile", "compile_", is_flag=True,
+              help="Run as `bench run --compile` does (IQL updates as one compiled graph); the one-off "
+                   "compilation is shown apart.")
+def perf_loop_cmd(methods, task, profile, steps, device, threads, seed, generate_missing, compile_) -> None:
     """A whole run's steps/s (sampling, updates, logging, evaluations and pretraining amortized), each method run
     as `bench run` runs it in a scratch directory: the numbers a grid's wall time follows from."""
     from benchmark import api
@@ -518,8 +521,9 @@ def perf_loop_cmd(methods, task, profile, steps, device, threads, seed, generate
     rows = []
     for name in grid.methods:
         click.echo(f"timing {name} on {tasks[0]} ...", err=True)
-        rows.append(time_loop(name, tasks[0], profile, steps, seed, device, threads, show_progress=True))
-    click.echo(format_loop(rows, profile, threads, device_name(resolve_device(device))))
+        rows.append(time_loop(name, tasks[0], profile, steps, seed, device, threads, show_progress=True,
+                              compile=compile_))
+    click.echo(format_loop(rows, profile, threads, device_name(resolve_device(device)), compile=compile_))
 
 
 @perf_cmd.command("sra")

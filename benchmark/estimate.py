@@ -29,6 +29,7 @@ from benchmark.grid import RunSpec
 from envs.tasks import get_task
 from methods.base import synchronize
 from methods.data import synthetic_data
+from methods.learners import compile_learners
 from methods.registry import get_method
 
 BARRIER_TIMEOUT_S = 300  # sharers wait this long for each other to build (GPU start-up included)
@@ -47,15 +48,18 @@ def evaluations(spec: RunSpec) -> int:
 
 
 def rates_from_results(results: list[dict]) -> tuple[dict, dict, dict]:
-    """Medians over finished runs: update s/step per (method, family), pretraining per (method, family,
-    profile), evaluation s/episode per task."""
+    """Medians over finished runs: update s/step per (method, family, compiled), pretraining (and compilation)
+    per (method, family, compiled, profile), evaluation s/episode per task."""
     update, pretrain, episode = defaultdict(list), defaultdict(list), defaultdict(list)
     for r in results:
         phases, settings = r.get("phase_times_s") or {}, r.get("settings") or {}
         if r.get("status") != "done" or "update" not in phases or not settings.get("num_steps"):
             continue
-        update[(r["method"], r.get("family"))].append(phases["update"] / settings["num_steps"])
-        pretrain[(r["method"], r.get("family"), r["profile"])].append(phases.get("pretrain", 0.0))
+        compiled = bool(settings.get("compile"))  # compiled and eager updates run at different rates
+        update[(r["method"], r.get("family"), compiled)].append(phases["update"] / settings["num_steps"])
+        # one-off costs of a run: pretraining and (compiled runs) compilation
+        pretrain[(r["method"], r.get("family"), compiled, r["profile"])].append(
+            phases.get("pretrain", 0.0) + phases.get("compile", 0.0))
         evals = len(r.get("curve", {}).get("step", [])) * settings.get("eval_episodes", 0)
         if evals:
             episode[r["task"]].append(phases.get("eval", 0.0) / evals)
@@ -77,6 +81,8 @@ def build_for_timing(spec: RunSpec, device: str = "cpu"):
         method = cls(task, data, resolve_config(cls, cls.budgets.get("smoke", {}), spec.config), 0,
                      torch.device(device), steps)
         method.pretrain(partial(tqdm, disable=True))
+    if spec.settings.get("compile"):  # as the runner does; the first updates compile (the warm-up, untimed)
+        compile_learners(method.parts())
     return method
 
 
@@ -177,7 +183,7 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
     threads_before = torch.get_num_threads()
     run_threads = threads or max(1, (os.cpu_count() or 1) // (parallel or 1))
     torch.set_num_threads(run_threads)
-    rates: dict[tuple[str, str], Rates] = {}
+    rates: dict[tuple[str, str, bool], Rates] = {}
     notes: list[str] = []
     per_method: dict[str, dict] = {}
     for spec in specs:
@@ -188,7 +194,7 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
     with Calibrator(device, share, run_threads) as calibrator:
         for job in jobs:
             spec, task = job[0], get_task(job[0].task)
-            key = (spec.method, task.family)
+            key = (spec.method, task.family, bool(spec.settings.get("compile")))
             if key not in rates:
                 if key in update:
                     known = pretrain.get((*key, spec.profile))
@@ -224,6 +230,9 @@ def estimate(specs: list[RunSpec], jobs: list[list[RunSpec]], results: list[dict
     if any(row.get("source", "").endswith("pretraining unknown") for row in rows):
         notes.append("pretraining unknown = not counted: a quick run of that method first lets the "
                      "estimate use its measured pretraining time")
+    if any(spec.settings.get("compile") for spec in specs):
+        notes.append("--compile: the calibrated rates are the compiled updates'; each run's one-off compilation "
+                     "(~20 s per learner shape, a few s from torch.compile's cache) counts with pretraining")
     return Estimate(rows, total, parallel, notes)
 
 

@@ -40,7 +40,7 @@ from envs.tasks import TaskSpec, get_task
 from methods import nets
 from methods.base import synchronize
 from methods.data import ImitationData, Transitions
-from methods.learners import compile_learners
+from methods.learners import compile_learners, compile_seconds
 from methods.registry import get_method
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -332,6 +332,9 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
             save()
         num_steps = spec.settings["num_steps"]
         progress = bar(total=num_steps, initial=step, desc=f"{spec.method} {spec.task} s{spec.seed}")
+        if spec.settings.get("compile"):
+            times.setdefault("compile", 0.0)  # the compiled updates' one-off compilation, apart from "update"
+        compiled_s = compile_seconds(method.parts())  # what compiled before this loop (pretraining) stays there
         update_start = time.perf_counter()
         precision = update_precision(device, spec.settings.get("precision", DEFAULT_PRECISION))
         while step < num_steps:
@@ -351,7 +354,11 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
                 progress.update(step - progress.n)
             if step % profile.eval_every == 0 or last:
                 synchronize(device)
-                times["update"] += time.perf_counter() - update_start
+                elapsed, compiled_before, compiled_s = (time.perf_counter() - update_start, compiled_s,
+                                                        compile_seconds(method.parts()))
+                times["update"] += elapsed - (compiled_s - compiled_before)
+                if compiled_s > compiled_before:
+                    times["compile"] = times.get("compile", 0.0) + compiled_s - compiled_before
                 if error := run_evaluation():
                     return failed(error)
                 save()

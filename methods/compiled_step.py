@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import time
 from typing import Callable, Sequence
 
 import torch
@@ -35,7 +36,9 @@ class CompiledUpdate:
 
     Supports ``torch.optim.Adam`` without amsgrad/maximize (every learner here); other optimizers are refused
     at construction. The optimizers' param groups are read at each call (``load_state_dict`` replaces them).
-    Compiles on the first call (seconds; ``torch.compile``'s cache reuses it across runs)."""
+    Compiles on the first call (~20 s for IQL on one CPU thread, ~3 s from ``torch.compile``'s on-disk cache of an
+    earlier run); ``compile_s`` holds that call's wall time (compilation and one step), so run timings can report
+    the one-off cost apart from the per-step one. A later recompilation (new shapes) is not counted there."""
 
     def __init__(self, losses: Losses, nets: dict[str, nn.Module], optimizers: Sequence[torch.optim.Optimizer],
                  targets: Sequence[tuple[nn.Module, nn.Module]] = (), tau: float = 0.0):
@@ -56,6 +59,8 @@ class CompiledUpdate:
         self._steps: list[tuple[torch.Tensor, int] | None] = [None] * len(groups)  # (step tensor, its value)
         self.targets = [(list(target.parameters()), list(source.parameters())) for target, source in targets]
         self._step = torch.compile(self._update, dynamic=False, **_RECOMPILE_LIMIT)
+        self.compile_s = 0.0
+        self._compiled_once = False
 
     def __call__(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pairs = self._groups()
@@ -68,7 +73,14 @@ class CompiledUpdate:
         # the other hyper-parameters as constants (the graph is rebuilt if one changes); not the group dicts,
         # whose every value, the lr included, the compiled graph would otherwise be specialized on
         hyper = [(*group["betas"], group["eps"], group["weight_decay"]) for group in groups]
-        return self._step(batch, state, hyper)
+        if self._compiled_once:
+            return self._step(batch, state, hyper)
+        start = time.perf_counter()
+        logs = self._step(batch, state, hyper)
+        self.compile_s, self._compiled_once = time.perf_counter() - start, True
+        for optimizer in self.optimizers:  # they stepped: what their wrapped ``step`` would record, so that lr
+            optimizer._opt_called = True   # schedulers do not warn of a scheduler step before any optimizer step
+        return logs
 
     def _next_step(self, i: int, step: torch.Tensor) -> int:
         """The step group ``i`` is about to take (every parameter of a group steps together), counted here: the

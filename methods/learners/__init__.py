@@ -58,3 +58,8 @@ def compile_learners(parts: dict[str, Any]) -> list[str]:
     """Switch each learner among a method's ``parts()`` to its compiled update (``LearnerBase.compile_update``,
     methods/compiled_step.py); the names of those that have one (``bench run --compile``)."""
     return [name for name, part in parts.items() if isinstance(part, LearnerBase) and part.compile_update()]
+
+
+def compile_seconds(parts: dict[str, Any]) -> float:
+    """Seconds the compiled learners among ``parts`` have spent compiling so far (0 where none is compiled)."""
+    return sum(part.compile_s for part in parts.values() if isinstance(part, LearnerBase))

@@ -25,6 +25,11 @@ class LearnerBase:
         path; False (and nothing changes) where it has not."""
         return False
 
+    @property
+    def compile_s(self) -> float:
+        """Seconds its compiled update spent compiling (the first call's wall time); 0 where it runs eagerly."""
+        return self._compiled.compile_s if self._compiled is not None else 0.0
+
     def parts(self) -> dict[str, nn.Module | torch.optim.Optimizer]:
         raise NotImplementedError
 

@@ -31,6 +31,20 @@ def test_perf_loop_prints_a_row_per_method(umaze_smoke):
     assert row[1] == umaze_smoke.name and int(row[2]) == 50 and float(row[3]) > 0
 
 
+def test_perf_loop_compiled_shows_the_one_off_compilation_apart(umaze_smoke):
+    """``--compile``: runs as ``bench run --compile``; the compilation is its own column, in the full run's time
+    but not in steps/s."""
+    result = CliRunner().invoke(main, ["perf", "loop", "--methods", "uds", "--task", umaze_smoke.name,
+                                       "--profile", "smoke", "--steps", "50", "--compile"])
+    assert result.exit_code == 0, result.output
+    assert "compiled updates" in result.output and "compile s" in result.output
+    row = next(r for r in (line.split() for line in result.output.splitlines() if line.startswith("uds "))
+               if len(r) == 10 and r[2].isdigit())
+    steps, steps_per_s, compile_s = int(row[2]), float(row[3]), float(row[5])
+    assert steps == 50 and steps_per_s > 0 and compile_s > 0
+    assert compile_s > steps / steps_per_s  # were it in the update time, the 50 steps would take longer than it
+
+
 def test_perf_loop_wants_one_task_and_its_data(minari_root):
     result = CliRunner().invoke(main, ["perf", "loop", "--task", "maze2d-umaze", "--profile", "smoke"])
     assert result.exit_code != 0 and "give one" in result.output and "Traceback" not in result.output

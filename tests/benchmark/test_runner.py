@@ -106,6 +106,7 @@ def test_config_override_changes_the_run_key_and_is_stored(umaze_smoke, tmp_path
     assert stored["data"]["expert_draw"] == "first" and stored["data"]["expert_episode_ids"] == [0, 1, 2, 3, 4]
     assert result["settings"]["num_steps"] == SMOKE.num_steps and stored["git_commit"] != ""
     assert stored["settings"]["onednn_linear"] is nets.ONEDNN_LINEAR  # which matmul path ran
+    assert set(stored["phase_times_s"]) == {"pretrain", "update", "eval"}  # no compile phase in eager runs
 
 
 # run keys of default runs: a new setting at its default (or a change to how keys are hashed) must leave them
@@ -324,3 +325,9 @@ def test_a_compiled_run_is_its_own_run_and_resumes_like_an_uninterrupted_one(uma
         run_one(compiled, options(tmp_path / "b", stop_after_step=250))
     resumed = run_one(compiled, options(tmp_path / "b"))
     assert resumed["curve"] == straight["curve"]
+    # the one-off compilation is a phase of its own, not in the update time steps/s is computed from
+    phases = straight["phase_times_s"]
+    assert phases["compile"] > 0 and straight["steps_per_s"] == pytest.approx(
+        straight["settings"]["num_steps"] / phases["update"])
+    assert straight["wall_time_s"] == pytest.approx(sum(v for k, v in phases.items() if "/" not in k))
+    assert resumed["phase_times_s"]["compile"] > 0  # the resumed process compiled again

@@ -141,3 +141,28 @@ def test_a_method_that_cannot_calibrate_costs_only_its_row(monkeypatch):
     assert rows["uds"]["source"].startswith("calibration failed (ModuleNotFoundError: No module named 'ot')")
     assert rows["bc-exp"]["hours"] > 0 and cost.total_core_hours == pytest.approx(rows["bc-exp"]["hours"])
     assert any("calibration failed" in note for note in cost.notes)
+
+
+def test_estimates_use_earlier_runs_that_updated_the_same_way():
+    """Compiled (``--compile``) and eager runs update at different rates: each estimate reads its own kind, and
+    a compiled run's one-off compilation counts with its pretraining."""
+    from benchmark.estimate import build_for_timing, estimate
+    from methods.learners import LearnerBase
+    eager, compiled = (expand_grid(["uds"], ["maze2d-umaze-sparse"], [0], SMOKE, compile=c)[0] for c in (False, True))
+    steps = eager.settings["num_steps"]
+
+    def result(spec, update_s, compile_s=None):
+        phases = {"pretrain": 1.0, "update": update_s, "eval": 0.0, **({"compile": compile_s} if compile_s else {})}
+        return {"status": "done", "method": "uds", "family": "maze2d", "profile": "smoke", "task": spec.task,
+                "settings": spec.settings, "phase_times_s": phases, "curve": {"step": [0, steps]}}
+
+    results = [result(eager, 10.0), result(compiled, 5.0, compile_s=3.0)]
+    for spec, per_update, one_off in ((eager, 10.0, 1.0), (compiled, 5.0, 4.0)):
+        cost = estimate([spec], [[spec]], results, parallel=1, calibrate=False, log=lambda *_: None)
+        row = cost.rows[0]
+        assert row["s_per_update"] == pytest.approx(per_update / steps) and row["source"] == "earlier results"
+        assert row["seconds"] == pytest.approx(one_off + per_update)  # evaluations cost 0 in these results
+    assert any("--compile" in note for note in estimate([compiled], [[compiled]], results, 1, calibrate=False,
+                                                        log=lambda *_: None).notes)
+    learners = [p for p in build_for_timing(compiled).parts().values() if isinstance(p, LearnerBase)]
+    assert learners and all(learner._compiled is not None for learner in learners)  # calibration compiles too

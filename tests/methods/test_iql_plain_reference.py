@@ -134,3 +134,28 @@ def test_our_iql_update_equals_a_plain_nn_linear_iql(path):
     # the comparison can fail: the updates moved the parameters by far more than its tolerance
     moved = max((a - b).abs().max().item() for a, b in zip(ours.actor.trunk.parameters(), before))
     assert moved > 10 * 1e-5
+
+
+def test_a_compiled_iql_follows_its_lr_schedule_as_the_eager_one():
+    """The compiled update reads each step's lr from the optimizers (a cosine schedule here), and torch's
+    scheduler sees the optimizers as stepped (no warning of a scheduler step before the optimizer's)."""
+    import warnings
+
+    from methods.learners.schedules import CosineDecay
+    learners = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        learner = IQL(OBS, ACT, CONFIG, torch.device("cpu"))
+        learner.use_schedules([CosineDecay(4)])
+        assert not compiled or learner.compile_update()
+        learners.append(learner)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(3):
+            for learner in learners:
+                learner.update(_batch(step))
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)], [str(w.message) for w in caught]
+    eager, compiled = learners
+    assert compiled.actor_optimizer.param_groups[0]["lr"] == eager.actor_optimizer.param_groups[0]["lr"] < CONFIG.actor_lr
+    for a, b in zip(eager.actor.parameters(), compiled.actor.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
