@@ -249,6 +249,10 @@ def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, 
                 gpus_per_run=gpus_per_run, max_retries=max_retries, ray_results=ray_results, device=device,
                 force=force, retry_failed=retry_failed, shared_training=not no_shared_training, precision=precision,
                 threads=threads, compile=compile_)
+    if compile_ and _onednn_linear_on():
+        click.echo("note: --compile: compiled updates run their matmuls on PyTorch's stock path, not on the "
+                   "oneDNN path the eager updates take on this CPU (methods/nets.py), which can be the faster one; "
+                   "compare `bench perf` with `bench perf --compile` here first (docs/performance.md)", err=True)
     if dry_run:
         _print_plan(api.plan(**grid))
         return
@@ -262,6 +266,11 @@ def run_cmd(methods, envs, seeds, profile, expert_draw, set_items, config_file, 
         click.echo(f"{len(summary.failed)} run(s) failed; their errors are in their result.json files "
                    f"(exit code {EXIT_RUNS_FAILED})", err=True)
         sys.exit(EXIT_RUNS_FAILED)
+
+
+def _onednn_linear_on() -> bool:
+    from methods import nets
+    return nets.ONEDNN_LINEAR
 
 
 def _print_plan(plan: api.Plan) -> None:

@@ -166,3 +166,15 @@ def test_estimates_use_earlier_runs_that_updated_the_same_way():
                                                         log=lambda *_: None).notes)
     learners = [p for p in build_for_timing(compiled).parts().values() if isinstance(p, LearnerBase)]
     assert learners and all(learner._compiled is not None for learner in learners)  # calibration compiles too
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+def test_compile_says_when_eager_updates_would_take_onednn(umaze_smoke, tmp_path, monkeypatch, onednn):
+    """Compiled updates use the stock matmuls; where the eager ones take oneDNN's (AMD with AVX-512 by default),
+    ``--compile`` may be the slower choice, and the command says so."""
+    from methods import nets
+    monkeypatch.setattr(nets, "ONEDNN_LINEAR", onednn)
+    result = CliRunner().invoke(main, ["run", "--methods", "bc-exp", "--envs", "maze2d-umaze-sparse", "--seeds", "1",
+                                       "--profile", "smoke", "--out", str(tmp_path), "--dry-run", "--compile"])
+    assert result.exit_code == 0, result.output
+    assert ("bench perf --compile" in result.output) == onednn
