@@ -4,14 +4,17 @@ Eager PyTorch pays a fixed cost per op (dispatch, the autograd engine, ``Optimiz
 benchmark's sizes (batch 256, 256-wide MLPs, one CPU thread) that cost is a third of an IQL step. Here the
 losses, their gradients (``torch.func.grad`` of the summed loss: the eager path's one backward), Adam on every
 optimizer and the Polyak target update are traced into one ``torch.compile`` graph: the matmuls stay library
-calls, everything between them becomes a few generated loops.
+calls, everything between them becomes a few generated loops. An update whose steps depend on each other runs
+as stages in that one graph (SAC-N: the actor and temperature step, then the critics' step on the new actor).
+Used by IQL (``IQL.compile_update``) and SAC-N (``SACN.compile_update``); TD3+BC and AWAC run eagerly.
 
 The maths is the eager update's: Adam as ``torch.optim.Adam`` writes it (coupled L2 weight decay, bias
 corrections, eps outside the square root), reading and writing the optimizers' own state tensors (``exp_avg``,
 ``exp_avg_sq``, ``step``) and their ``param_groups``' current lr, so checkpoints, lr schedules and resuming
 are shared with the eager path. Numbers equal the eager update's within float32 rounding, not bit for bit
-(tests/methods/test_iql_plain_reference.py checks both against a plain ``nn.Linear`` IQL); the same seed on
-the same machine gives the same numbers.
+(tests/methods/test_iql_plain_reference.py checks both against a plain ``nn.Linear`` IQL,
+tests/methods/test_compiled_step.py compiled SAC-N against eager); the same seed on the same machine gives the
+same numbers.
 """
 from __future__ import annotations
 
@@ -27,12 +30,18 @@ from torch import nn
 # Dynamo's default 8, past which it would run the update eagerly. (``recompile_limit``: torch >= 2.8.)
 _RECOMPILE_LIMIT = {"recompile_limit": 64} if "recompile_limit" in inspect.signature(torch.compile).parameters else {}
 Losses = Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+Stage = tuple[Losses, Sequence[torch.optim.Optimizer]]  # losses, and the optimizers that step on their total
 
 
 class CompiledUpdate:
-    """``losses(batch) -> (total, logs)`` reads the parameters of ``nets``; one call = one gradient step of
-    ``total`` on every optimizer, then ``target <- (1 - tau) target + tau source`` for each (target, source)
-    pair. Returns ``logs`` (detached).
+    """``stages``: (losses, optimizers) pairs, ``losses(batch) -> (total, logs)`` reading the parameters of
+    ``nets``. One call = for each stage in turn, one gradient step of its ``total`` on its optimizers (a later
+    stage sees the parameters the earlier ones stepped: SAC's critic loss samples from the new actor), then
+    ``target <- (1 - tau) target + tau source`` for each (target, source) pair. Returns every stage's ``logs``
+    (detached). A stage's gradients are taken with respect to its optimizers' parameters only: a loss that reads
+    another net (the actor's through the critic) sends it no gradient, as ``nets.no_param_grad`` does eagerly.
+    Random ops in a loss use the global RNG (inductor's own generator, seeded from it: deterministic per seed,
+    not the eager path's numbers unless ``torch._inductor.config.fallback_random`` is set).
 
     Supports ``torch.optim.Adam`` without amsgrad/maximize (every learner here); other optimizers are refused
     at construction. The optimizers' param groups are read at each call (``load_state_dict`` replaces them).
@@ -40,11 +49,14 @@ class CompiledUpdate:
     earlier run); ``compile_s`` holds that call's wall time (compilation and one step), so run timings can report
     the one-off cost apart from the per-step one. A later recompilation (new shapes) is not counted there."""
 
-    def __init__(self, losses: Losses, nets: dict[str, nn.Module], optimizers: Sequence[torch.optim.Optimizer],
+    def __init__(self, stages: Sequence[Stage], nets: dict[str, nn.Module],
                  targets: Sequence[tuple[nn.Module, nn.Module]] = (), tau: float = 0.0):
-        self.optimizers, self.tau = tuple(optimizers), tau
+        self.losses = [losses for losses, _ in stages]
+        self.optimizers, self.tau = tuple(optimizer for _, optimizers in stages for optimizer in optimizers), tau
+        if len({id(optimizer) for optimizer in self.optimizers}) < len(self.optimizers):
+            raise ValueError("an optimizer appears in more than one stage of CompiledUpdate")
         self.nets = nn.ModuleDict(nets)  # shares the modules: functional_call swaps their parameters ...
-        self.nets.forward = losses  # ... and calls this
+        self.nets.forward = lambda stage, batch: self.losses[stage](batch)  # ... and calls this
         names = {id(p): name for name, p in self.nets.named_parameters()}
         for optimizer in self.optimizers:
             _check_adam(optimizer)
@@ -53,6 +65,9 @@ class CompiledUpdate:
                 raise ValueError(f"an optimizer holds {missing} parameters of no net given to CompiledUpdate")
         groups = [group for _, group in self._groups()]
         self.group_names = [[names[id(p)] for p in group["params"]] for group in groups]
+        stage_of = [stage for stage, (_, optimizers) in enumerate(stages) for optimizer in optimizers
+                    for _ in optimizer.param_groups]
+        self.stage_groups = [[i for i, s in enumerate(stage_of) if s == stage] for stage in range(len(stages))]
         # per group, Adam's step size lr / (1 - beta1^t) and sqrt(1 - beta2^t) as tensors filled before each call:
         # lr schedules then cost no recompilation, and the generated loops do not recompute powers per element
         self.scalars = [torch.zeros(2, device=group["params"][0].device) for group in groups]
@@ -98,18 +113,21 @@ class CompiledUpdate:
     def _update(self, batch: dict[str, torch.Tensor], state: list[list[list[torch.Tensor]]],
                 hyper: list[tuple[float, float, float, float]]) -> dict[str, torch.Tensor]:
         params = dict(self.nets.named_parameters())
-        trainable = {name: params[name].detach() for group_names in self.group_names for name in group_names}
+        logs = {}
+        for stage, groups in enumerate(self.stage_groups):
+            trainable = {name: params[name].detach() for i in groups for name in self.group_names[i]}
 
-        def total_loss(p: dict[str, torch.Tensor]):
-            return torch.func.functional_call(self.nets, p, (batch,), strict=False, tie_weights=False)
+            def total_loss(p: dict[str, torch.Tensor], stage: int = stage):
+                return torch.func.functional_call(self.nets, p, (stage, batch), strict=False, tie_weights=False)
 
-        grads, logs = torch.func.grad(total_loss, has_aux=True)(trainable)
-        for group_names, group_state, scalars, (beta1, beta2, eps, weight_decay) in zip(self.group_names, state,
-                                                                                       self.scalars, hyper):
-            step_size, bias_correction2_sqrt = scalars.unbind()
-            for name, (step, exp_avg, exp_avg_sq) in zip(group_names, group_state):
-                _adam(params[name], grads[name], step, exp_avg, exp_avg_sq, step_size, bias_correction2_sqrt,
-                      beta1, beta2, eps, weight_decay)
+            grads, stage_logs = torch.func.grad(total_loss, has_aux=True)(trainable)
+            logs.update(stage_logs)
+            for i in groups:
+                beta1, beta2, eps, weight_decay = hyper[i]
+                step_size, bias_correction2_sqrt = self.scalars[i].unbind()
+                for name, (step, exp_avg, exp_avg_sq) in zip(self.group_names[i], state[i]):
+                    _adam(params[name], grads[name], step, exp_avg, exp_avg_sq, step_size, bias_correction2_sqrt,
+                          beta1, beta2, eps, weight_decay)
         for target, source in self.targets:
             torch._foreach_lerp_(target, source, self.tau)
         return logs

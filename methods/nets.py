@@ -395,7 +395,11 @@ class ValueFunction(nn.Module):
 @contextlib.contextmanager
 def no_param_grad(module: nn.Module):
     """Inside, the graph holds no path to ``module``'s parameters: a loss that only needs gradients
-    *through* it (the actor through the critic) skips the weight-gradient matmuls on backward."""
+    *through* it (the actor through the critic) skips the weight-gradient matmuls on backward. A no-op while
+    ``torch.compile`` traces: compiled updates (methods/compiled_step.py) differentiate only what they are given."""
+    if torch.compiler.is_compiling():
+        yield module
+        return
     flags = [(p, p.requires_grad) for p in module.parameters()]
     module.requires_grad_(False)
     try:

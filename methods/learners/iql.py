@@ -108,7 +108,8 @@ class IQL(LearnerBase):
 
     def compile_update(self) -> bool:
         """From now on, each update runs as one compiled graph (methods/compiled_step.py)."""
-        self._compiled = CompiledUpdate(self.losses, {"actor": self.actor, "critic": self.critic, "value": self.value},
-                                        (self.value_optimizer, self.critic_optimizer, self.actor_optimizer),
-                                        [(self.critic_target, self.critic)], self.config.tau)
+        self._compiled = CompiledUpdate(  # one stage: the three losses read the same parameters
+            [(self.losses, (self.value_optimizer, self.critic_optimizer, self.actor_optimizer))],
+            {"actor": self.actor, "critic": self.critic, "value": self.value},
+            [(self.critic_target, self.critic)], self.config.tau)
         return True

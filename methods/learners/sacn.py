@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
+from methods.compiled_step import CompiledUpdate
 from methods.learners.base import LearnerBase, bc_log_likelihood, ensemble_td_loss
 from methods.nets import (EnsembleCritic, TanhGaussianActor, adam, frozen_copy, gradient_step, no_param_grad,
                          soft_update)
@@ -52,6 +53,14 @@ def actor_and_alpha_loss(actor, critic, log_alpha, batch, target_entropy, bc_wei
     return actor_loss, alpha_loss, -log_prob.detach().mean()
 
 
+class Temperature(torch.nn.Module):
+    """SAC's entropy temperature, alpha = exp(log_alpha): a module so that a compiled update can swap it."""
+
+    def __init__(self, init_alpha: float, device: torch.device):
+        super().__init__()
+        self.log_alpha = torch.nn.Parameter(torch.full((), math.log(init_alpha), device=device))
+
+
 class SACN(LearnerBase):
     def __init__(self, obs_dim: int, act_dim: int, config: SACNConfig, device: torch.device):
         if config.num_critics is None:
@@ -61,11 +70,15 @@ class SACN(LearnerBase):
         self.actor = TanhGaussianActor(obs_dim, act_dim, config.hidden_dims).to(device)
         self.critic = EnsembleCritic(obs_dim, act_dim, config.num_critics, config.hidden_dims).to(device)
         self.critic_target = frozen_copy(self.critic)
-        self.log_alpha = torch.nn.Parameter(torch.full((), math.log(config.init_alpha), device=device))
+        self.temperature = Temperature(config.init_alpha, device)
         self.target_entropy = -float(act_dim)
         self.actor_optimizer = adam(self.actor.parameters(), config.actor_lr)
         self.critic_optimizer = adam(self.critic.parameters(), config.critic_lr)
         self.alpha_optimizer = adam([self.log_alpha], config.alpha_lr)
+
+    @property
+    def log_alpha(self) -> torch.nn.Parameter:
+        return self.temperature.log_alpha
 
     def parts(self):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
@@ -80,16 +93,42 @@ class SACN(LearnerBase):
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
 
-    def update(self, batch) -> dict[str, torch.Tensor]:
-        c = self.config
+    def actor_losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor's and the temperature's losses, summed (they share no parameters), and what to log."""
         loss_pi, loss_alpha, entropy = actor_and_alpha_loss(self.actor, self.critic, self.log_alpha, batch,
-                                                            self.target_entropy, c.bc_weight)
-        gradient_step(self.actor_optimizer, loss_pi)
-        gradient_step(self.alpha_optimizer, loss_alpha)
-        loss_q = critic_loss(self.critic, self.critic_target, self.actor, self.log_alpha, batch, c.gamma)
-        gradient_step(self.critic_optimizer, loss_q)
-        soft_update(self.critic_target, self.critic, c.tau)
+                                                            self.target_entropy, self.config.bc_weight)
+        return loss_pi + loss_alpha, {"loss/actor": loss_pi.detach(), "loss/alpha": loss_alpha.detach(),
+                                      "entropy": entropy}
+
+    def critic_losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The critics' TD loss, on the actor and temperature just stepped, and what to log."""
+        loss_q = critic_loss(self.critic, self.critic_target, self.actor, self.log_alpha, batch, self.config.gamma)
+        return loss_q, {"loss/critic": loss_q.detach(), "alpha": self.log_alpha.detach().exp()}
+
+    def update(self, batch) -> dict[str, torch.Tensor]:
+        if self._compiled is not None:
+            logs = self._compiled(batch)
+        else:  # CORL's order: actor and temperature steps, then the critics' step on the new actor
+            c = self.config
+            loss_pi, loss_alpha, entropy = actor_and_alpha_loss(self.actor, self.critic, self.log_alpha, batch,
+                                                                self.target_entropy, c.bc_weight)
+            gradient_step(self.actor_optimizer, loss_pi)
+            gradient_step(self.alpha_optimizer, loss_alpha)
+            loss_q = critic_loss(self.critic, self.critic_target, self.actor, self.log_alpha, batch, c.gamma)
+            gradient_step(self.critic_optimizer, loss_q)
+            soft_update(self.critic_target, self.critic, c.tau)
+            logs = {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(),
+                    "loss/alpha": loss_alpha.detach(), "alpha": self.log_alpha.detach().exp(), "entropy": entropy}
         self.num_updates += 1
         self.after_update()
-        return {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(), "loss/alpha": loss_alpha.detach(),
-                "alpha": self.log_alpha.detach().exp(), "entropy": entropy}
+        return logs
+
+    def compile_update(self) -> bool:
+        """From now on, each update runs as one compiled graph (methods/compiled_step.py): the actor and
+        temperature stage, then the critic stage, as the eager update orders them."""
+        self._compiled = CompiledUpdate(
+            [(self.actor_losses, (self.actor_optimizer, self.alpha_optimizer)),
+             (self.critic_losses, (self.critic_optimizer,))],
+            {"actor": self.actor, "critic": self.critic, "temperature": self.temperature},
+            [(self.critic_target, self.critic)], self.config.tau)
+        return True

@@ -310,6 +310,20 @@ def test_pretrain_metrics_and_method_phases_reach_the_result_also_after_a_resume
     assert "pretrain_metrics" not in run_one(spec(), options(tmp_path / "c"))  # bc-exp: no pretraining
 
 
+def test_a_compiled_sacn_run_resumes_like_an_uninterrupted_one(umaze_smoke, tmp_path):
+    """CLARE's SAC-N updates compiled in two stages, the policy noise drawn inside the graph (seeded from the
+    global RNG the checkpoint restores): killed and resumed, the same curve as straight through."""
+    compiled = expand_grid(["clare"], ["maze2d-umaze-sparse"], [0], SMOKE, compile=True)[0]
+    warnings = []
+    straight = run_one(compiled, options(tmp_path / "a"), warn=warnings.append)
+    assert straight["status"] == "done", straight.get("error")
+    assert not [w for w in warnings if "--compile" in w], warnings  # the learner took the compiled path
+    assert straight["phase_times_s"]["compile"] > 0
+    with pytest.raises(SimulatedKill):
+        run_one(compiled, options(tmp_path / "b", stop_after_step=250))
+    assert run_one(compiled, options(tmp_path / "b"))["curve"] == straight["curve"]
+
+
 def test_a_compiled_run_is_its_own_run_and_resumes_like_an_uninterrupted_one(umaze_smoke, tmp_path):
     """``bench run --compile``: UDS's IQL updates as one compiled graph (methods/compiled_step.py; equal to the
     eager update within float rounding: tests/methods/test_iql_plain_reference.py); killed and resumed, the same
