@@ -6,15 +6,16 @@ losses, their gradients (``torch.func.grad`` of the summed loss: the eager path'
 optimizer and the Polyak target update are traced into one ``torch.compile`` graph: the matmuls stay library
 calls, everything between them becomes a few generated loops. An update whose steps depend on each other runs
 as stages in that one graph (SAC-N: the actor and temperature step, then the critics' step on the new actor).
-Used by IQL (``IQL.compile_update``) and SAC-N (``SACN.compile_update``); TD3+BC and AWAC run eagerly.
+Used by IQL, SAC-N and AWAC (their ``compile_update``); TD3+BC runs eagerly (its actor steps every other update:
+two graphs sharing the critic's optimizer, which ``_next_step``'s per-instance step count does not allow yet).
 
 The maths is the eager update's: Adam as ``torch.optim.Adam`` writes it (coupled L2 weight decay, bias
 corrections, eps outside the square root), reading and writing the optimizers' own state tensors (``exp_avg``,
 ``exp_avg_sq``, ``step``) and their ``param_groups``' current lr, so checkpoints, lr schedules and resuming
 are shared with the eager path. Numbers equal the eager update's within float32 rounding, not bit for bit
 (tests/methods/test_iql_plain_reference.py checks both against a plain ``nn.Linear`` IQL,
-tests/methods/test_compiled_step.py compiled SAC-N against eager); the same seed on the same machine gives the
-same numbers.
+tests/methods/test_compiled_step.py compiled SAC-N and AWAC against eager); the same seed on the same machine
+gives the same numbers.
 """
 from __future__ import annotations
 

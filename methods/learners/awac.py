@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from methods.compiled_step import CompiledUpdate
 from methods.learners.base import LearnerBase, bc_log_likelihood, ensemble_td_loss
 from methods.nets import EnsembleCritic, TanhGaussianActor, adam, frozen_copy, gradient_step, soft_update
 
@@ -60,13 +61,35 @@ class AWAC(LearnerBase):
         return {"actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
                 "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer}
 
-    def update(self, batch) -> dict[str, torch.Tensor]:
+    def critic_losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss_q = critic_loss(self.critic, self.critic_target, self.actor, batch, self.config.gamma)
+        return loss_q, {"loss/critic": loss_q.detach()}
+
+    def actor_losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor's loss, its advantages from the critics just stepped."""
         c = self.config
-        loss_q = critic_loss(self.critic, self.critic_target, self.actor, batch, c.gamma)
-        gradient_step(self.critic_optimizer, loss_q)
         loss_pi, advantage = actor_loss(self.actor, self.critic, batch, c.awac_lambda, c.max_weight, c.bc_weight)
-        gradient_step(self.actor_optimizer, loss_pi)
-        soft_update(self.critic_target, self.critic, c.tau)
+        return loss_pi, {"loss/actor": loss_pi.detach(), "advantage": advantage}
+
+    def update(self, batch) -> dict[str, torch.Tensor]:
+        if self._compiled is not None:
+            logs = self._compiled(batch)
+        else:  # CORL's order: the critics' step, then the actor's on the new critics
+            loss_q, logs = self.critic_losses(batch)
+            gradient_step(self.critic_optimizer, loss_q)
+            loss_pi, actor_logs = self.actor_losses(batch)
+            gradient_step(self.actor_optimizer, loss_pi)
+            soft_update(self.critic_target, self.critic, self.config.tau)
+            logs = {**logs, **actor_logs}
         self.num_updates += 1
         self.after_update()
-        return {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(), "advantage": advantage}
+        return logs
+
+    def compile_update(self) -> bool:
+        """From now on, each update runs as one compiled graph (methods/compiled_step.py): the critic stage,
+        then the actor stage, as the eager update orders them."""
+        self._compiled = CompiledUpdate([(self.critic_losses, (self.critic_optimizer,)),
+                                         (self.actor_losses, (self.actor_optimizer,))],
+                                        {"actor": self.actor, "critic": self.critic},
+                                        [(self.critic_target, self.critic)], self.config.tau)
+        return True
