@@ -43,3 +43,14 @@ def assert_same_state(a, b, where: str = "state") -> None:
             assert_same_state(x, y, f"{where}[{i}]")
     else:
         assert a == b, where
+
+
+def learner_batch(seed: int, obs_dim: int, act_dim: int, size: int = 64) -> dict[str, torch.Tensor]:
+    """A random learner batch (observations, actions in (-0.95, 0.95), next observations, rewards, 10% done,
+    half BC rows), the same for the same seed."""
+    g = torch.Generator().manual_seed(seed)
+    return {"obs": torch.randn(size, obs_dim, generator=g),
+            "act": torch.rand(size, act_dim, generator=g) * 1.9 - 0.95,
+            "next_obs": torch.randn(size, obs_dim, generator=g), "reward": torch.randn(size, generator=g),
+            "done": (torch.rand(size, generator=g) < 0.1).float(),
+            "expert": (torch.rand(size, generator=g) < 0.5).float()}

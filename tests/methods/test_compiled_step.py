@@ -11,17 +11,15 @@ from methods.compiled_step import CompiledUpdate
 from methods.learners.awac import AWAC, AWACConfig
 from methods.learners.sacn import SACN, SACNConfig
 
+from helpers import learner_batch
+
 OBS, ACT, BATCH = 5, 3, 64
 CONFIG = SACNConfig(hidden_dims=(32, 32), num_critics=3, bc_weight=0.5)
 LEARNERS = {"sacn": (SACN, CONFIG), "awac": (AWAC, AWACConfig(hidden_dims=(32, 32), awac_lambda=0.3, bc_weight=0.5))}
 
 
 def _batch(seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"obs": torch.randn(BATCH, OBS, generator=g), "act": torch.rand(BATCH, ACT, generator=g) * 1.9 - 0.95,
-            "next_obs": torch.randn(BATCH, OBS, generator=g), "reward": torch.randn(BATCH, generator=g),
-            "done": (torch.rand(BATCH, generator=g) < 0.1).float(),
-            "expert": (torch.rand(BATCH, generator=g) < 0.5).float()}
+    return learner_batch(seed, OBS, ACT, BATCH)
 
 
 def _parameters(learner) -> dict[str, torch.Tensor]:

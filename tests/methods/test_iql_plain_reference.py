@@ -10,6 +10,8 @@ from torch import nn
 from methods import nets
 from methods.learners.iql import IQL, IQLConfig
 
+from helpers import learner_batch
+
 OBS, ACT, BATCH = 5, 3, 64
 CONFIG = IQLConfig(hidden_dims=(32, 32), weight_decay=5e-3, bc_weight=0.5)
 
@@ -95,11 +97,7 @@ class PlainIQL:
 
 
 def _batch(seed: int) -> dict[str, torch.Tensor]:
-    g = torch.Generator().manual_seed(seed)
-    return {"obs": torch.randn(BATCH, OBS, generator=g), "act": torch.rand(BATCH, ACT, generator=g) * 1.9 - 0.95,
-            "next_obs": torch.randn(BATCH, OBS, generator=g), "reward": torch.randn(BATCH, generator=g),
-            "done": (torch.rand(BATCH, generator=g) < 0.1).float(),
-            "expert": (torch.rand(BATCH, generator=g) < 0.5).float()}
+    return learner_batch(seed, OBS, ACT, BATCH)
 
 
 @pytest.mark.parametrize("path", ["stock", "onednn", "compiled"])
