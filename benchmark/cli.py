@@ -231,9 +231,9 @@ def data_list() -> None:
                    "recent GPUs); its runs are separate runs.")
 @click.option("--compile", "compile_", is_flag=True,
               help="Learner updates as one torch.compile'd graph where the learner has that path (IQL: SRA, UDS, "
-                   "OTIL, ROMI; SAC-N: CLARE, MILO, sra-sacn, uds-sacn; AWAC: sra-awac, uds-awac; others run "
-                   "eagerly); runs ~1.3x faster on the CPU measured (docs/performance.md), the same maths to "
-                   "float rounding; compiles once per run (seconds); its runs are separate runs.")
+                   "OTIL, ROMI; SAC-N: CLARE, MILO, sra-sacn, uds-sacn; AWAC and TD3+BC: the sra-/uds- variants; "
+                   "others run eagerly); runs ~1.3x faster on the CPU measured (docs/performance.md), the same "
+                   "maths to float rounding; compiles once per run (seconds); its runs are separate runs.")
 @click.option("--no-shared-training", is_flag=True,
               help="Train maze2d sparse and dense runs separately (by default each pair trains once: same data, "
                    "same dynamics, only the evaluation reward differs).")
@@ -399,7 +399,7 @@ def report_summary_lines(summary) -> list[str]:
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--compile/--no-compile", "compile_", default=False, show_default=True,
               help="Our learners' updates compiled, as `bench run --compile` runs them: one graph where the "
-                   "learner has that path (IQL, SAC-N, AWAC; methods/compiled_step.py), else torch.compile of its "
+                   "learner has that path (every learner here: methods/compiled_step.py), else torch.compile of its "
                    "update. The reference stays eager; compiled code uses the stock matmuls.")
 @click.option("--threads", default=None,
               help="Torch thread counts to time, comma-separated. [default: 1 and torch's default]")

@@ -6,8 +6,8 @@ losses, their gradients (``torch.func.grad`` of the summed loss: the eager path'
 optimizer and the Polyak target update are traced into one ``torch.compile`` graph: the matmuls stay library
 calls, everything between them becomes a few generated loops. An update whose steps depend on each other runs
 as stages in that one graph (SAC-N: the actor and temperature step, then the critics' step on the new actor).
-Used by IQL, SAC-N and AWAC (their ``compile_update``); TD3+BC runs eagerly (its actor steps every other update:
-two graphs sharing the critic's optimizer, which ``_next_step``'s per-instance step count does not allow yet).
+Used by IQL, SAC-N, AWAC and TD3+BC (their ``compile_update``; TD3+BC has two graphs, critic-only steps and
+full ones, stepping the critics' optimizer in turn).
 
 The maths is the eager update's: Adam as ``torch.optim.Adam`` writes it (coupled L2 weight decay, bias
 corrections, eps outside the square root), reading and writing the optimizers' own state tensors (``exp_avg``,
@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+import weakref
 from typing import Callable, Sequence
 
 import torch
@@ -72,7 +73,6 @@ class CompiledUpdate:
         # per group, Adam's step size lr / (1 - beta1^t) and sqrt(1 - beta2^t) as tensors filled before each call:
         # lr schedules then cost no recompilation, and the generated loops do not recompute powers per element
         self.scalars = [torch.zeros(2, device=group["params"][0].device) for group in groups]
-        self._steps: list[tuple[torch.Tensor, int] | None] = [None] * len(groups)  # (step tensor, its value)
         self.targets = [(list(target.parameters()), list(source.parameters())) for target, source in targets]
         self._step = torch.compile(self._update, dynamic=False, **_RECOMPILE_LIMIT)
         self.compile_s = 0.0
@@ -83,7 +83,7 @@ class CompiledUpdate:
         state = [_adam_state(optimizer, group) for optimizer, group in pairs]
         groups = [group for _, group in pairs]
         for i, (group, scalars) in enumerate(zip(groups, self.scalars, strict=True)):
-            t = self._next_step(i, state[i][0][0])
+            t = _next_step(state[i][0][0])
             beta1, beta2 = group["betas"]
             scalars.copy_(torch.tensor([group["lr"] / (1 - beta1 ** t), math.sqrt(1 - beta2 ** t)]))
         # the other hyper-parameters as constants (the graph is rebuilt if one changes); not the group dicts,
@@ -97,14 +97,6 @@ class CompiledUpdate:
         for optimizer in self.optimizers:  # they stepped: what their wrapped ``step`` would record, so that lr
             optimizer._opt_called = True   # schedulers do not warn of a scheduler step before any optimizer step
         return logs
-
-    def _next_step(self, i: int, step: torch.Tensor) -> int:
-        """The step group ``i`` is about to take (every parameter of a group steps together), counted here: the
-        step tensor is read only when it is new (first call, a loaded checkpoint), so no device sync per call."""
-        known = self._steps[i]
-        t = (known[1] if known is not None and known[0] is step else int(step.item())) + 1
-        self._steps[i] = (step, t)
-        return t
 
     def _groups(self) -> list[tuple[torch.optim.Optimizer, dict]]:
         """(optimizer, param group) for every group, read afresh (``load_state_dict`` replaces the groups)."""
@@ -132,6 +124,25 @@ class CompiledUpdate:
         for target, source in self.targets:
             torch._foreach_lerp_(target, source, self.tau)
         return logs
+
+
+# id(step tensor) -> (a weak reference to it, the step count last written through a compiled update): shared by
+# every CompiledUpdate, since two may step one optimizer in turn (TD3+BC's critic-only and full updates)
+_STEP_COUNTS: dict[int, tuple[weakref.ref, int]] = {}
+
+
+def _next_step(step: torch.Tensor) -> int:
+    """The step a param group is about to take (its parameters step together; ``step`` is its first one's), counted
+    here: the step tensor is read only when it is new (first call, a loaded checkpoint), so no device sync per
+    call. Adam's eager ``step()`` on the same optimizer between compiled calls would go unseen: not done here."""
+    key = id(step)
+    known = _STEP_COUNTS.get(key)
+    if known is not None and known[0]() is step:
+        ref, t = known[0], known[1] + 1
+    else:
+        ref, t = weakref.ref(step, lambda _: _STEP_COUNTS.pop(key, None)), int(step.item()) + 1
+    _STEP_COUNTS[key] = (ref, t)
+    return t
 
 
 def _adam_state(optimizer: torch.optim.Optimizer, group: dict) -> list[list[torch.Tensor]]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from methods.compiled_step import CompiledUpdate
 from methods.learners.base import (LearnerBase, bc_log_likelihood, ensemble_td_loss,
                                    squared_error_log_likelihood)
 from methods.nets import (DeterministicActor, EnsembleCritic, adam, frozen_copy, gradient_step, no_param_grad,
@@ -77,6 +78,8 @@ class TD3BC(LearnerBase):
         self._last_actor = {k: v.to(device) for k, v in state["last_actor"].items()}
 
     def update(self, batch) -> dict[str, torch.Tensor]:
+        if self._compiled is not None:
+            return self._compiled_update(batch)
         c = self.config
         loss_q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, c.gamma, c.policy_noise,
                              c.noise_clip)
@@ -90,3 +93,41 @@ class TD3BC(LearnerBase):
             self._last_actor = {"loss/actor": loss_pi.detach(), "bc": bc}
         self.after_update()
         return {"loss/critic": loss_q.detach(), **self._last_actor}
+
+    # ------------------------------------------------------------------------------------ compiled (--compile)
+    def critic_losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.config
+        loss_q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, c.gamma, c.policy_noise,
+                             c.noise_clip)
+        return loss_q, {"loss/critic": loss_q.detach()}
+
+    def actor_losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The actor's loss on the critics just stepped."""
+        loss_pi, bc = actor_loss(self.actor, self.critic, batch, self.config.alpha, self.config.bc_weight)
+        return loss_pi, {"loss/actor": loss_pi.detach(), "bc": bc}
+
+    def compile_update(self) -> bool:
+        """From now on, each update runs as one compiled graph (methods/compiled_step.py): two graphs, as the
+        eager update has two kinds of step: the critics' alone, and every ``policy_delay``-th the critics', then
+        the actor's on the new critics, then both target updates."""
+        nets = {"actor": self.actor, "critic": self.critic}
+        self._compiled_critic = CompiledUpdate([(self.critic_losses, (self.critic_optimizer,))], nets)
+        self._compiled = CompiledUpdate([(self.critic_losses, (self.critic_optimizer,)),
+                                         (self.actor_losses, (self.actor_optimizer,))], nets,
+                                        [(self.critic_target, self.critic), (self.actor_target, self.actor)],
+                                        self.config.tau)
+        return True
+
+    @property
+    def compile_s(self) -> float:
+        return self._compiled.compile_s + self._compiled_critic.compile_s if self._compiled is not None else 0.0
+
+    def _compiled_update(self, batch) -> dict[str, torch.Tensor]:
+        self.num_updates += 1
+        if self.num_updates % self.config.policy_delay == 0:
+            logs = self._compiled(batch)
+            self._last_actor = {"loss/actor": logs["loss/actor"], "bc": logs["bc"]}
+        else:
+            logs = self._compiled_critic(batch)
+        self.after_update()
+        return {"loss/critic": logs["loss/critic"], **self._last_actor}

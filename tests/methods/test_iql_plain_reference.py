@@ -13,7 +13,7 @@ from methods.learners.iql import IQL, IQLConfig
 from helpers import learner_batch
 
 OBS, ACT, BATCH = 5, 3, 64
-CONFIG = IQLConfig(hidden_dims=(32, 32), weight_decay=5e-3, bc_weight=0.5)
+CONFIG = IQLConfig(hidden_dims=(32, 32), weight_decay=5e-3, bc_weight=0.5, tau=0.5)  # targets move visibly
 
 
 def _plain_mlp(in_dim: int, out_dim: int) -> nn.Sequential:
