@@ -514,7 +514,7 @@ def perf_profile_cmd(methods, task, profile_name, device, updates, threads) -> N
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--generate-missing", is_flag=True, help="Generate the task's data first if it is missing.")
 @click.option("--compile", "compile_", is_flag=True,
-              help="Run as `bench run --compile` does (IQL updates as one compiled graph); the one-off "
+              help="Run as `bench run --compile` does (learner updates as one compiled graph); the one-off "
                    "compilation is shown apart.")
 def perf_loop_cmd(methods, task, profile, steps, device, threads, seed, generate_missing, compile_) -> None:
     """A whole run's steps/s (sampling, updates, logging, evaluations and pretraining amortized), each method run
