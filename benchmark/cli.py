@@ -232,8 +232,9 @@ def data_list() -> None:
 @click.option("--compile", "compile_", is_flag=True,
               help="Learner updates as one torch.compile'd graph where the learner has that path (IQL: SRA, UDS, "
                    "OTIL, ROMI; SAC-N: CLARE, MILO, sra-sacn, uds-sacn; AWAC and TD3+BC: the sra-/uds- variants; "
-                   "others run eagerly); runs ~1.3x faster on the CPU measured (docs/performance.md), the same "
-                   "maths to float rounding; compiles once per run (seconds); its runs are separate runs.")
+                   "DemoDICE's own update; BC-exp and DWBC run eagerly); runs ~1.3x faster on the CPU measured "
+                   "(docs/performance.md), the same maths to float rounding; compiles once per run (seconds); its "
+                   "runs are separate runs.")
 @click.option("--no-shared-training", is_flag=True,
               help="Train maze2d sparse and dense runs separately (by default each pair trains once: same data, "
                    "same dynamics, only the evaluation reward differs).")

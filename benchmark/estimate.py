@@ -29,7 +29,7 @@ from benchmark.grid import RunSpec
 from envs.tasks import get_task
 from methods.base import synchronize
 from methods.data import synthetic_data
-from methods.learners import compile_learners
+from methods.learners import compile_method
 from methods.registry import get_method
 
 BARRIER_TIMEOUT_S = 300  # sharers wait this long for each other to build (GPU start-up included)
@@ -82,7 +82,7 @@ def build_for_timing(spec: RunSpec, device: str = "cpu"):
                      torch.device(device), steps)
         method.pretrain(partial(tqdm, disable=True))
     if spec.settings.get("compile"):  # as the runner does; the first updates compile (the warm-up, untimed)
-        compile_learners(method.parts())
+        compile_method(method)
     return method
 
 

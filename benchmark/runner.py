@@ -40,7 +40,7 @@ from envs.tasks import TaskSpec, get_task
 from methods import nets
 from methods.base import synchronize
 from methods.data import ImitationData, Transitions
-from methods.learners import compile_learners, compile_seconds
+from methods.learners import compile_method, compile_seconds
 from methods.registry import get_method
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -257,8 +257,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
 
     seed_everything(spec.seed)
     method = method_cls(task, data, config, spec.seed, device, spec.settings["num_steps"])
-    if spec.settings.get("compile") and not compile_learners(method.parts()):
-        warn(f"note: --compile: {spec.method} has no compiled learner update; its updates run eagerly")
+    if spec.settings.get("compile") and not compile_method(method):
+        warn(f"note: --compile: {spec.method} has no compiled update; its updates run eagerly")
     checkpoint_path = directory / CHECKPOINT_FILE
     checkpoint = _load_checkpoint(checkpoint_path, warn)
     if checkpoint is not None and "curves" not in checkpoint:  # a checkpoint from before shared training
@@ -334,7 +334,7 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
         progress = bar(total=num_steps, initial=step, desc=f"{spec.method} {spec.task} s{spec.seed}")
         if spec.settings.get("compile"):
             times.setdefault("compile", 0.0)  # the compiled updates' one-off compilation, apart from "update"
-        compiled_s = compile_seconds(method.parts())  # what compiled before this loop (pretraining) stays there
+        compiled_s = compile_seconds(method)  # what compiled before this loop (pretraining) stays there
         update_start = time.perf_counter()
         precision = update_precision(device, spec.settings.get("precision", DEFAULT_PRECISION))
         while step < num_steps:
@@ -354,8 +354,8 @@ def _train(specs: list[RunSpec], tasks: list[TaskSpec], directories: list[Path],
                 progress.update(step - progress.n)
             if step % profile.eval_every == 0 or last:
                 synchronize(device)
-                elapsed, compiled_before, compiled_s = (time.perf_counter() - update_start, compiled_s,
-                                                        compile_seconds(method.parts()))
+                elapsed, compiled_before = time.perf_counter() - update_start, compiled_s
+                compiled_s = compile_seconds(method)
                 times["update"] += elapsed - (compiled_s - compiled_before)
                 if compiled_s > compiled_before:
                     times["compile"] = times.get("compile", 0.0) + compiled_s - compiled_before

@@ -73,6 +73,17 @@ class Method:
         """Deterministic actions for a batch of raw (unnormalized) observations, shape (B, act_dim)."""
         raise NotImplementedError
 
+    def compile_update(self) -> bool:
+        """A method with its own losses (no learner among its parts) runs its later updates as one compiled graph
+        here (``bench run --compile``, methods/compiled_step.py) and returns True; the default, False, leaves the
+        compiling to its learners (``methods.learners.compile_method``)."""
+        return False
+
+    @property
+    def compile_s(self) -> float:
+        """Seconds its own compiled update has spent compiling (0 where there is none)."""
+        return 0.0
+
     def parts(self) -> dict[str, Any]:
         """name -> stateful object: anything with ``state_dict`` / ``load_state_dict``, a ``torch.Generator``, a
         dict of such objects, or None for an optional part this configuration lacks (``methods.state``)."""

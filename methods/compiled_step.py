@@ -7,7 +7,7 @@ optimizer and the Polyak target update are traced into one ``torch.compile`` gra
 calls, everything between them becomes a few generated loops. An update whose steps depend on each other runs
 as stages in that one graph (SAC-N: the actor and temperature step, then the critics' step on the new actor).
 Used by IQL, SAC-N, AWAC and TD3+BC (their ``compile_update``; TD3+BC has two graphs, critic-only steps and
-full ones, stepping the critics' optimizer in turn).
+full ones, stepping the critics' optimizer in turn) and by DemoDICE's own update.
 
 The maths is the eager update's: Adam as ``torch.optim.Adam`` writes it (coupled L2 weight decay, bias
 corrections, eps outside the square root), reading and writing the optimizers' own state tensors (``exp_avg``,

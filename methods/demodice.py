@@ -32,6 +32,7 @@ from torch.nn import functional as F
 
 from core.seeding import stream_seed
 from methods.base import Method, act_numpy
+from methods.compiled_step import CompiledUpdate
 from methods.data import Transitions
 from methods.nets import TanhGaussianActor, ValueFunction, adam, gradient_step, mlp
 from methods.registry import register
@@ -39,6 +40,7 @@ from methods.sampling import MixtureSampler, Source
 
 REWARD_EPS = 1e-3                                # official EPS2: keeps log D/(1-D) finite
 GRAD_EPS = float(np.finfo(np.float32).eps)       # official EPS, added to input gradients before the norm
+NOISE = ("mix_sa", "perm", "mix_s")              # the penalties' interpolation weights and union shuffle
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,10 @@ class Config:
 
 # ------------------------------------------------------------------------------------------------ losses
 def input_gradient(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """d sum(fn(x)) / dx, kept in the graph so a penalty on it trains fn."""
+    """d sum(fn(x)) / dx, kept in the graph so a penalty on it trains fn (``torch.func.grad`` in a compiled
+    update, where ``torch.autograd.grad`` does not trace: the same derivative)."""
+    if torch.compiler.is_compiling():
+        return torch.func.grad(lambda inputs: fn(inputs).sum())(x) + GRAD_EPS
     x = x.detach().requires_grad_(True)
     (grad,) = torch.autograd.grad(fn(x).sum(), x, create_graph=True)
     return grad + GRAD_EPS
@@ -104,6 +109,7 @@ class DemoDICE(Method):
     name = "demodice"
     description = "DICE: discriminator reward, nu by log-sum-exp over the union, advantage-weighted BC"
     Config = Config
+    _compiled: CompiledUpdate | None = None  # set by compile_update
 
     def __init__(self, task, data, config: Config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
@@ -128,12 +134,43 @@ class DemoDICE(Method):
                 "actor_optimizer": self.actor_optimizer, "sampler": self.sampler, "noise": self.noise}
 
     def update(self, step: int) -> dict[str, torch.Tensor]:
-        c, n = self.config, self.config.batch_size
-        batch = self.sampler.sample()
-        # the sampler's sources, in order: expert, union, initial states
-        expert, union, initial = ({k: v[i * n:(i + 1) * n] for k, v in batch.items()} for i in range(3))
+        n, batch = self.config.batch_size, self.sampler.sample()
         noise = dict(generator=self.noise, device=self.device)
-        mix_sa, perm, mix_s = torch.rand(n, 1, **noise), torch.randperm(n, **noise), torch.rand(n, 1, **noise)
+        inputs = {**batch, **dict(zip(NOISE, (torch.rand(n, 1, **noise), torch.randperm(n, **noise),
+                                                torch.rand(n, 1, **noise))))}
+        if self._compiled is not None:
+            return self._compiled(inputs)
+        loss_d, loss_v, loss_pi, logs = self._losses(inputs)
+        gradient_step(self.discriminator_optimizer, loss_d)  # the three graphs share no parameters:
+        gradient_step(self.value_optimizer, loss_v)          # stepping in turn = the official simultaneous step
+        gradient_step(self.actor_optimizer, loss_pi)
+        return logs
+
+    def losses(self, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The three losses, summed (they share no parameters: one gradient of the sum = the three steps)."""
+        loss_d, loss_v, loss_pi, logs = self._losses(inputs)
+        return loss_d + loss_v + loss_pi, logs
+
+    def compile_update(self) -> bool:
+        """From now on, each update (after sampling the batch and the penalty's noise) runs as one compiled graph
+        (methods/compiled_step.py); the input-gradient penalties through ``torch.func.grad``."""
+        self._compiled = CompiledUpdate(
+            [(self.losses, (self.discriminator_optimizer, self.value_optimizer, self.actor_optimizer))],
+            {"discriminator": self.discriminator, "value": self.value, "actor": self.actor})
+        return True
+
+    @property
+    def compile_s(self) -> float:
+        return self._compiled.compile_s if self._compiled is not None else 0.0
+
+    def _losses(self, inputs: dict[str, torch.Tensor]):
+        """Discriminator, nu and actor losses from one batch (expert, union, initial rows) and the penalties'
+        interpolation noise (``mix_sa``, ``perm``, ``mix_s``), and what to log."""
+        c, n = self.config, self.config.batch_size
+        # the sampler's sources, in order: expert, union, initial states
+        expert, union, initial = ({k: v[i * n:(i + 1) * n] for k, v in inputs.items() if k not in NOISE}
+                                  for i in range(3))
+        mix_sa, perm, mix_s = (inputs[k] for k in NOISE)
         expert_sa = torch.cat([expert["obs"], expert["act"]], -1)
         union_sa = torch.cat([union["obs"], union["act"]], -1)
         loss_d, union_logits = discriminator_loss(self.discriminator, expert_sa, union_sa, mix_sa, perm,
@@ -143,11 +180,9 @@ class DemoDICE(Method):
                                        mix_s, c.value_penalty)
         weights = bc_weights(advantage, c.alpha)
         loss_pi = actor_loss(self.actor, union["obs"], union["act"], weights)
-        gradient_step(self.discriminator_optimizer, loss_d)  # the three graphs share no parameters:
-        gradient_step(self.value_optimizer, loss_v)          # stepping in turn = the official simultaneous step
-        gradient_step(self.actor_optimizer, loss_pi)
-        return {"loss/discriminator": loss_d.detach(), "loss/value": loss_v.detach(), "loss/actor": loss_pi.detach(),
-                "reward": reward.mean(), "advantage": advantage.mean(), "weight_max": weights.max()}
+        return loss_d, loss_v, loss_pi, {
+            "loss/discriminator": loss_d.detach(), "loss/value": loss_v.detach(), "loss/actor": loss_pi.detach(),
+            "reward": reward.mean(), "advantage": advantage.mean(), "weight_max": weights.max()}
 
     @torch.no_grad()
     def advantage(self, transitions: Transitions) -> np.ndarray:

@@ -54,12 +54,15 @@ def build_learner(config: Any, task: TaskInfo, device: torch.device | str, sched
                     f"{', '.join(c.__name__ for _, c in LEARNERS.values())}")
 
 
-def compile_learners(parts: dict[str, Any]) -> list[str]:
-    """Switch each learner among a method's ``parts()`` to its compiled update (``LearnerBase.compile_update``,
-    methods/compiled_step.py); the names of those that have one (``bench run --compile``)."""
-    return [name for name, part in parts.items() if isinstance(part, LearnerBase) and part.compile_update()]
+def compile_method(method) -> bool:
+    """Switch a method's updates to compiled graphs (``bench run --compile``, methods/compiled_step.py): its own
+    (``Method.compile_update``: methods with their own losses) or else each learner's among its ``parts()``
+    (``LearnerBase.compile_update``). False where there is neither (the updates stay eager)."""
+    if method.compile_update():
+        return True
+    return any([part.compile_update() for part in method.parts().values() if isinstance(part, LearnerBase)])
 
 
-def compile_seconds(parts: dict[str, Any]) -> float:
-    """Seconds the compiled learners among ``parts`` have spent compiling so far (0 where none is compiled)."""
-    return sum(part.compile_s for part in parts.values() if isinstance(part, LearnerBase))
+def compile_seconds(method) -> float:
+    """Seconds a method's compiled updates (its own and its learners') have spent compiling so far."""
+    return method.compile_s + sum(part.compile_s for part in method.parts().values() if isinstance(part, LearnerBase))
