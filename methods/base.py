@@ -44,6 +44,7 @@ class Method:
     state_values: ClassVar[tuple[str, ...]] = ()
     # The phases ``self.timer`` reports from the start (0 s until timed), so every run lists the same ones.
     phases: ClassVar[tuple[str, ...]] = ()
+    _compiled = None  # its own compiled update (a methods.compiled_step.CompiledUpdate), set by compile_update
 
     def __init__(self, task: TaskInfo, data: ImitationData, config: Any, seed: int, device: torch.device,
                  num_steps: int):
@@ -75,14 +76,15 @@ class Method:
 
     def compile_update(self) -> bool:
         """A method with its own losses (no learner among its parts) runs its later updates as one compiled graph
-        here (``bench run --compile``, methods/compiled_step.py) and returns True; the default, False, leaves the
-        compiling to its learners (``methods.learners.compile_method``)."""
+        (``bench run --compile``): it keeps a ``methods.compiled_step.CompiledUpdate`` as ``self._compiled``, calls
+        it in ``update`` and returns True. The default, False, leaves the compiling to its learners
+        (``methods.learners.compile_method``)."""
         return False
 
     @property
     def compile_s(self) -> float:
         """Seconds its own compiled update has spent compiling (0 where there is none)."""
-        return 0.0
+        return self._compiled.compile_s if self._compiled is not None else 0.0
 
     def parts(self) -> dict[str, Any]:
         """name -> stateful object: anything with ``state_dict`` / ``load_state_dict``, a ``torch.Generator``, a

@@ -109,7 +109,6 @@ class DemoDICE(Method):
     name = "demodice"
     description = "DICE: discriminator reward, nu by log-sum-exp over the union, advantage-weighted BC"
     Config = Config
-    _compiled: CompiledUpdate | None = None  # set by compile_update
 
     def __init__(self, task, data, config: Config, seed, device, num_steps):
         super().__init__(task, data, config, seed, device, num_steps)
@@ -158,10 +157,6 @@ class DemoDICE(Method):
             [(self.losses, (self.discriminator_optimizer, self.value_optimizer, self.actor_optimizer))],
             {"discriminator": self.discriminator, "value": self.value, "actor": self.actor})
         return True
-
-    @property
-    def compile_s(self) -> float:
-        return self._compiled.compile_s if self._compiled is not None else 0.0
 
     def _losses(self, inputs: dict[str, torch.Tensor]):
         """Discriminator, nu and actor losses from one batch (expert, union, initial rows) and the penalties'
