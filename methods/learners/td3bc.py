@@ -80,21 +80,17 @@ class TD3BC(LearnerBase):
     def update(self, batch) -> dict[str, torch.Tensor]:
         if self._compiled is not None:
             return self._compiled_update(batch)
-        c = self.config
-        loss_q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, c.gamma, c.policy_noise,
-                             c.noise_clip)
+        loss_q, logs = self.critic_losses(batch)
         gradient_step(self.critic_optimizer, loss_q)
         self.num_updates += 1
-        if self.num_updates % c.policy_delay == 0:
-            loss_pi, bc = actor_loss(self.actor, self.critic, batch, c.alpha, c.bc_weight)
+        if self.num_updates % self.config.policy_delay == 0:  # the actor's step, on the new critics
+            loss_pi, self._last_actor = self.actor_losses(batch)
             gradient_step(self.actor_optimizer, loss_pi)
-            soft_update(self.critic_target, self.critic, c.tau)
-            soft_update(self.actor_target, self.actor, c.tau)
-            self._last_actor = {"loss/actor": loss_pi.detach(), "bc": bc}
+            soft_update(self.critic_target, self.critic, self.config.tau)
+            soft_update(self.actor_target, self.actor, self.config.tau)
         self.after_update()
-        return {"loss/critic": loss_q.detach(), **self._last_actor}
+        return {**logs, **self._last_actor}
 
-    # ------------------------------------------------------------------------------------ compiled (--compile)
     def critic_losses(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         c = self.config
         loss_q = critic_loss(self.critic, self.critic_target, self.actor_target, batch, c.gamma, c.policy_noise,
