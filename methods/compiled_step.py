@@ -14,8 +14,8 @@ corrections, eps outside the square root), reading and writing the optimizers' o
 ``exp_avg_sq``, ``step``) and their ``param_groups``' current lr, so checkpoints, lr schedules and resuming
 are shared with the eager path. Numbers equal the eager update's within float32 rounding, not bit for bit
 (tests/methods/test_iql_plain_reference.py checks both against a plain ``nn.Linear`` IQL,
-tests/methods/test_compiled_step.py compiled SAC-N and AWAC against eager); the same seed on the same machine
-gives the same numbers.
+tests/methods/test_compiled_step.py compiled SAC-N, AWAC and TD3+BC against eager, test_demodice.py DemoDICE);
+the same seed on the same machine gives the same numbers.
 """
 from __future__ import annotations
 

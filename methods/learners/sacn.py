@@ -109,16 +109,12 @@ class SACN(LearnerBase):
         if self._compiled is not None:
             logs = self._compiled(batch)
         else:  # CORL's order: actor and temperature steps, then the critics' step on the new actor
-            c = self.config
-            loss_pi, loss_alpha, entropy = actor_and_alpha_loss(self.actor, self.critic, self.log_alpha, batch,
-                                                                self.target_entropy, c.bc_weight)
-            gradient_step(self.actor_optimizer, loss_pi)
-            gradient_step(self.alpha_optimizer, loss_alpha)
-            loss_q = critic_loss(self.critic, self.critic_target, self.actor, self.log_alpha, batch, c.gamma)
+            total, actor_logs = self.actor_losses(batch)
+            gradient_step((self.actor_optimizer, self.alpha_optimizer), total)  # no shared parameters
+            loss_q, logs = self.critic_losses(batch)
             gradient_step(self.critic_optimizer, loss_q)
-            soft_update(self.critic_target, self.critic, c.tau)
-            logs = {"loss/critic": loss_q.detach(), "loss/actor": loss_pi.detach(),
-                    "loss/alpha": loss_alpha.detach(), "alpha": self.log_alpha.detach().exp(), "entropy": entropy}
+            soft_update(self.critic_target, self.critic, self.config.tau)
+            logs = {**actor_logs, **logs}
         self.num_updates += 1
         self.after_update()
         return logs
